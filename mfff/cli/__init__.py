@@ -1,0 +1,1 @@
+"""Thin console entry points; the work happens in the library modules."""

@@ -1,0 +1,1 @@
+"""Data generation: conformer sampling, quantum-chemistry labellers, resumable shards, dataset assembly."""

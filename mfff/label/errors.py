@@ -1,0 +1,9 @@
+"""Errors raised by the labelling pipeline."""
+
+
+class LabelConfigError(ValueError):
+    """Bad labelling input: the message names the config key or file and how to fix it."""
+
+
+class LabelFailure(RuntimeError):
+    """One label could not be computed (e.g. SCF not converged); recorded with its reason, never stored as a number."""
