@@ -1,0 +1,99 @@
+"""The graph batch the model consumes, and the collate function that builds it (with the neighbour list)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+
+from mfff.data import keys as K
+from mfff.data.neighbours import neighbour_list
+from mfff.data.structure import Structure
+
+
+@dataclass
+class Batch:
+    """Field names and shapes are those of `mfff.data.keys`."""
+
+    positions: torch.Tensor
+    numbers: torch.Tensor
+    cell: torch.Tensor
+    pbc: torch.Tensor
+    batch: torch.Tensor
+    n_atoms: torch.Tensor
+    edge_index: torch.Tensor
+    edge_shifts: torch.Tensor
+    fidelity: torch.Tensor
+    energy: torch.Tensor
+    forces: torch.Tensor
+    energy_mask: torch.Tensor
+    forces_mask: torch.Tensor
+
+    @property
+    def n_graphs(self) -> int:
+        return int(self.n_atoms.shape[0])
+
+    def to(self, device=None, dtype: torch.dtype | None = None) -> Batch:
+        """Move to a device; `dtype` converts the floating-point fields (float32 / float64 models)."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if dtype is not None and value.is_floating_point():
+                value = value.to(dtype)
+            out[f.name] = value.to(device) if device is not None else value
+        return Batch(**out)
+
+
+assert {f.name for f in fields(Batch)} == {
+    K.POSITIONS, K.NUMBERS, K.CELL, K.PBC, K.BATCH, K.N_ATOMS, K.EDGE_INDEX, K.EDGE_SHIFTS, K.FIDELITY,
+    K.ENERGY, K.FORCES, K.ENERGY_MASK, K.FORCES_MASK,
+}
+
+
+class Collater:
+    """Turns [(Structure, fidelity index), ...] into a `Batch`; picklable for DataLoader workers.
+
+    Args:
+        use_forces: False zeroes the force mask, so force labels are never read (pre-training without forces).
+    """
+
+    def __init__(self, cutoff: float, neighbours: str = "auto", use_forces: bool = True):
+        self.cutoff, self.neighbours, self.use_forces = float(cutoff), neighbours, use_forces
+
+    def __call__(self, items: list[tuple[Structure, int]]) -> Batch:
+        structures = [s for s, _ in items]
+        n_atoms = torch.tensor([len(s) for s in structures], dtype=torch.long)
+        positions = torch.from_numpy(np.concatenate([s.positions for s in structures])).to(torch.get_default_dtype())
+        batch = torch.repeat_interleave(torch.arange(len(structures)), n_atoms)
+        cell = torch.from_numpy(np.stack([s.cell for s in structures])).to(positions.dtype)
+        pbc = torch.from_numpy(np.stack([s.pbc for s in structures]))
+        energy = torch.tensor([s.energy for s in structures], dtype=torch.float64)
+        energy_mask = torch.isfinite(energy)
+        forces_list, forces_mask_list = [], []
+        for s in structures:
+            if s.forces is None or not self.use_forces:
+                forces_list.append(np.zeros((len(s), 3)))
+                forces_mask_list.append(np.zeros(len(s), dtype=bool))
+            else:
+                ok = np.isfinite(s.forces).all(axis=1)
+                forces_list.append(np.where(ok[:, None], s.forces, 0.0))
+                forces_mask_list.append(ok)
+        forces = torch.from_numpy(np.concatenate(forces_list)).to(positions.dtype)
+        forces_mask = torch.from_numpy(np.concatenate(forces_mask_list))
+        edge_index, edge_shifts = neighbour_list(positions, batch, self.cutoff, self.neighbours, cell, pbc)
+        return Batch(
+            positions=positions,
+            numbers=torch.from_numpy(np.concatenate([s.numbers for s in structures])).long(),
+            cell=cell,
+            pbc=pbc,
+            batch=batch,
+            n_atoms=n_atoms,
+            edge_index=edge_index,
+            edge_shifts=edge_shifts.to(positions.dtype),
+            fidelity=torch.tensor([f for _, f in items], dtype=torch.long),
+            energy=torch.nan_to_num(energy, nan=0.0).to(positions.dtype),
+            forces=forces,
+            energy_mask=energy_mask.to(positions.dtype),
+            forces_mask=forces_mask.to(positions.dtype),
+        )

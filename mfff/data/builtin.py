@@ -1,0 +1,60 @@
+"""The built-in multi-fidelity dataset shipped with mfff (see mfff/data/builtin/README.md, its card)."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import ase.io
+from ase import Atoms
+
+DATA_DIR = Path(__file__).resolve().parent / "builtin"
+SPLITS = ("train", "test", "test_mol")
+
+
+def path(name: str = "builtin") -> Path:
+    """The dataset file (extended XYZ, gzip)."""
+    file = DATA_DIR / f"{name}.extxyz.gz"
+    if not file.is_file():
+        raise FileNotFoundError(f"built-in dataset {file} is missing; regenerate it with `mfff-label label={name}` "
+                                "from the repository root, or reinstall mfff")
+    return file
+
+
+def metadata() -> dict:
+    """Methods, program versions, sampling settings, counts and costs of the built-in dataset."""
+    return json.loads((DATA_DIR / "metadata.json").read_text())
+
+
+@lru_cache(maxsize=2)
+def _read(file: Path) -> tuple[Atoms, ...]:
+    return tuple(ase.io.read(file, index=":", format="extxyz"))
+
+
+def load(fidelity: str | list[str] | None = None, split: str | None = None,
+         molecules: list[str] | None = None) -> list[Atoms]:
+    """Conformers of the built-in dataset (copies), optionally only those labelled by `fidelity`.
+
+    Args:
+        fidelity: keep conformers that carry `energy_<fidelity>` (any of them, for a list).
+        split: 'train', 'test' (conformer-level) or 'test_mol' (held-out molecules).
+        molecules: keep only these molecule names.
+    """
+    meta = metadata()
+    wanted = [fidelity] if isinstance(fidelity, str) else list(fidelity or [])
+    for name in wanted:
+        if name not in meta["fidelities"]:
+            raise KeyError(f"the built-in dataset has no fidelity {name!r}; it has {', '.join(meta['fidelities'])}")
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    frames = []
+    for atoms in _read(path()):
+        if split is not None and atoms.info["split"] != split:
+            continue
+        if molecules is not None and atoms.info["molecule"] not in molecules:
+            continue
+        if wanted and not any(f"energy_{name}" in atoms.info for name in wanted):
+            continue
+        frames.append(atoms.copy())
+    return frames

@@ -1,0 +1,95 @@
+"""Any ASE-readable file (extxyz, ASE db, ...) with per-fidelity label keys named in config."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import ase.io
+import numpy as np
+from ase import Atoms
+
+from mfff.data.errors import DataError
+from mfff.data.readers.base import Reader, check_positions, existing_file
+from mfff.data.structure import Structure
+from mfff.data.units import energy_factor, forces_factor, length_factor
+
+
+@lru_cache(maxsize=4)
+def _read_frames(path: str, mtime_ns: int, index: str) -> tuple[Atoms, ...]:
+    # Several sources (one per fidelity) read the same file; parse it once per file version.
+    try:
+        return tuple(ase.io.read(path, index=index))
+    except Exception as err:  # ASE raises many types for unreadable files
+        raise DataError(f"ASE cannot read {path}: {err}") from err
+
+
+def read_frames(path: Path, index: str = ":") -> tuple[Atoms, ...]:
+    return _read_frames(str(path), os.stat(path).st_mtime_ns, index)
+
+
+def _lookup(atoms: Atoms, key: str):
+    if key in atoms.info:
+        return atoms.info[key]
+    if key in atoms.arrays:
+        return atoms.arrays[key]
+    if atoms.calc is not None and key in atoms.calc.results:  # extxyz puts 'energy'/'forces' on a calculator
+        return atoms.calc.results[key]
+    return None
+
+
+class ASEReader(Reader):
+    """Labels are info/arrays keys (e.g. info `energy_dft`, array `forces_dft`), in the units given.
+
+    Args:
+        forces_key: None for energy-only data.
+        group_key: info key naming the molecule (for molecule-level splits); the formula if absent.
+        split_key: info key holding predefined split tags (train/test/...), if the file has them.
+        cost_key: info key with the CPU cost of each label, if recorded.
+    """
+
+    def __init__(self, path, energy_key: str = "energy", forces_key: str | None = "forces",
+                 energy_unit: str = "eV", forces_unit: str = "eV/Å", length_unit: str = "Å",
+                 group_key: str | None = "molecule", split_key: str | None = "split", cost_key: str | None = None,
+                 index: str = ":"):
+        self.path = Path(path)
+        self.energy_key, self.forces_key = energy_key, forces_key
+        self.e_factor = energy_factor(energy_unit, "reader.energy_unit")
+        self.f_factor = forces_factor(forces_unit, "reader.forces_unit")
+        self.l_factor = length_factor(length_unit, "reader.length_unit")
+        self.group_key, self.split_key, self.cost_key, self.index = group_key, split_key, cost_key, index
+
+    def read(self) -> list[Structure]:
+        frames = read_frames(existing_file(self.path), self.index)
+        structures, found_energy, found_forces = [], False, False
+        for atoms in frames:
+            energy = _lookup(atoms, self.energy_key)
+            forces = _lookup(atoms, self.forces_key) if self.forces_key else None
+            found_energy |= energy is not None
+            found_forces |= forces is not None
+            if energy is None and forces is None:
+                continue  # this structure has no label of this fidelity
+            structures.append(Structure(
+                numbers=atoms.numbers.astype(np.int64),
+                positions=atoms.positions * self.l_factor,
+                energy=float("nan") if energy is None else float(energy) * self.e_factor,
+                forces=None if forces is None else np.asarray(forces, dtype=float) * self.f_factor,
+                cell=np.asarray(atoms.cell[:]) * self.l_factor,
+                pbc=np.asarray(atoms.pbc, dtype=bool),
+                group=str(atoms.info.get(self.group_key, atoms.get_chemical_formula())) if self.group_key
+                else atoms.get_chemical_formula(),
+                split=str(atoms.info.get(self.split_key, "")) if self.split_key else "",
+                cost=float(atoms.info.get(self.cost_key, float("nan"))) if self.cost_key else float("nan"),
+            ))
+        if frames and not found_energy:
+            keys = sorted({k for a in frames[:50] for k in a.info})
+            raise DataError(f"energy label key {self.energy_key!r} (reader.energy_key) was not found in {self.path}; "
+                            f"info keys there include: {', '.join(keys) or '(none)'}")
+        if frames and self.forces_key and not found_forces:
+            keys = sorted({k for a in frames[:50] for k in a.arrays} - {"numbers", "positions"})
+            raise DataError(f"forces label key {self.forces_key!r} (reader.forces_key) was not found in {self.path}; "
+                            f"per-atom arrays there: {', '.join(keys) or '(none)'}; set reader.forces_key=null "
+                            "for energy-only data")
+        check_positions(structures, self.path)
+        return structures

@@ -1,0 +1,59 @@
+"""Per-fidelity statistics from a training split: reference energies E0, force RMS, neighbour count."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mfff.data.errors import DataError
+from mfff.data.structure import Structure
+
+N_ELEMENTS = 119
+
+
+def fit_reference_energies(structures: list[Structure], ridge: float = 0.0) -> np.ndarray:
+    """Per-element E0 (eV, indexed by Z) minimising sum_s (E_s - sum_i E0[Z_i])^2.
+
+    Rank-deficient problems (all structures of one composition, as in MD of a single molecule) have no unique
+    solution; the minimum-norm solution (`lstsq`) is used then, and a small `ridge` may be added. Elements absent
+    from the training data get E0 = 0.
+    """
+    labelled = [s for s in structures if s.has_energy]
+    if not labelled:
+        raise DataError("no energy labels in the training split: cannot fit reference energies E0")
+    elements = sorted({int(z) for s in labelled for z in s.numbers})
+    column = {z: k for k, z in enumerate(elements)}
+    counts = np.zeros((len(labelled), len(elements)))
+    for row, s in enumerate(labelled):
+        for z, n in zip(*np.unique(s.numbers, return_counts=True)):
+            counts[row, column[int(z)]] = n
+    energies = np.array([s.energy for s in labelled])
+    if ridge > 0:
+        solution = np.linalg.solve(counts.T @ counts + ridge * np.eye(len(elements)), counts.T @ energies)
+    else:
+        solution = np.linalg.lstsq(counts, energies, rcond=None)[0]
+    e0 = np.zeros(N_ELEMENTS)
+    e0[elements] = solution
+    return e0
+
+
+def force_rms(structures: list[Structure]) -> float:
+    """Root-mean-square force component (eV/Å) over labelled atoms; 1.0 when there are no force labels."""
+    parts = [s.forces[np.isfinite(s.forces).all(axis=1)] for s in structures if s.forces is not None]
+    values = np.concatenate(parts) if parts else np.zeros((0, 3))
+    return float(np.sqrt(np.mean(values**2))) if values.size else 1.0
+
+
+def energy_residual_rms(structures: list[Structure], e0: np.ndarray) -> float:
+    """RMS per-atom energy left after subtracting E0 (eV/atom), the energy scale of a force-less fidelity."""
+    residual = [(s.energy - e0[s.numbers].sum()) / len(s) for s in structures if s.has_energy]
+    return float(np.sqrt(np.mean(np.square(residual)))) if residual else 1.0
+
+
+def average_neighbours(structures: list[Structure], cutoff: float, limit: int = 500) -> float:
+    """Mean number of neighbours within `cutoff` (molecules: all-pairs within the structure)."""
+    total, atoms = 0, 0
+    for s in structures[:limit]:
+        d = np.linalg.norm(s.positions[:, None] - s.positions[None], axis=-1)
+        total += int((d < cutoff).sum() - len(s))
+        atoms += len(s)
+    return total / max(atoms, 1)

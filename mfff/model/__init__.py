@@ -1,0 +1,1 @@
+"""Models: backbones (per-atom features), per-fidelity heads, and the potential that combines them."""

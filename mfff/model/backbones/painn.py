@@ -1,0 +1,77 @@
+"""PaiNN (Schütt et al., 2021): equivariant message passing with scalar and vector features."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mfff.data.stats import N_ELEMENTS
+from mfff.model.interfaces import Backbone
+from mfff.model.radial import BesselBasis, CosineCutoff
+
+_EPS = 1e-8  # keeps the norm of zero vectors differentiable (vector features start at zero)
+
+
+class PaiNNMessage(nn.Module):
+    def __init__(self, n_features: int, n_basis: int):
+        super().__init__()
+        self.n = n_features
+        self.phi = nn.Sequential(nn.Linear(n_features, n_features), nn.SiLU(), nn.Linear(n_features, 3 * n_features))
+        self.filter = nn.Linear(n_basis, 3 * n_features)
+
+    def forward(self, s, v, edge_index, rbf, envelope, unit):
+        receiver, sender = edge_index
+        x = self.phi(s)[sender] * self.filter(rbf) * envelope[:, None]
+        ds, dv_v, dv_r = torch.split(x, self.n, dim=1)
+        dv = v[sender] * dv_v[:, None, :] + dv_r[:, None, :] * unit[:, :, None]
+        s = s + torch.zeros_like(s).index_add_(0, receiver, ds)
+        v = v + torch.zeros_like(v).index_add_(0, receiver, dv)
+        return s, v
+
+
+class PaiNNUpdate(nn.Module):
+    def __init__(self, n_features: int):
+        super().__init__()
+        self.n = n_features
+        self.u = nn.Linear(n_features, n_features, bias=False)
+        self.w = nn.Linear(n_features, n_features, bias=False)
+        self.mlp = nn.Sequential(nn.Linear(2 * n_features, n_features), nn.SiLU(), nn.Linear(n_features, 3 * n_features))
+
+    def forward(self, s, v):
+        uv, wv = self.u(v), self.w(v)
+        norm = torch.sqrt(torch.sum(wv**2, dim=1) + _EPS)
+        a_vv, a_sv, a_ss = torch.split(self.mlp(torch.cat([s, norm], dim=1)), self.n, dim=1)
+        v = v + a_vv[:, None, :] * uv
+        s = s + a_sv * torch.sum(uv * wv, dim=1) + a_ss
+        return s, v
+
+
+class PaiNNBlock(nn.Module):
+    def __init__(self, n_features: int, n_basis: int):
+        super().__init__()
+        self.message = PaiNNMessage(n_features, n_basis)
+        self.update = PaiNNUpdate(n_features)
+
+    def forward(self, s, v, edge_index, rbf, envelope, unit):
+        s, v = self.message(s, v, edge_index, rbf, envelope, unit)
+        return self.update(s, v)
+
+
+class PaiNN(Backbone):
+    def __init__(self, n_features: int = 64, n_interactions: int = 3, n_basis: int = 20, cutoff: float = 5.0):
+        super().__init__()
+        self.n_features, self.cutoff = n_features, float(cutoff)
+        self.embedding = nn.Embedding(N_ELEMENTS, n_features)
+        self.rbf = BesselBasis(cutoff, n_basis)
+        self.envelope = CosineCutoff(cutoff)
+        self.interactions = nn.ModuleList(PaiNNBlock(n_features, n_basis) for _ in range(n_interactions))
+
+    def forward(self, numbers, edge_index, edge_vectors):
+        distance = torch.linalg.norm(edge_vectors, dim=1)
+        unit = edge_vectors / distance[:, None]
+        rbf, envelope = self.rbf(distance), self.envelope(distance)
+        s = self.embedding(numbers)
+        v = s.new_zeros((s.shape[0], 3, s.shape[1]))
+        for block in self.interactions:
+            s, v = block(s, v, edge_index, rbf, envelope, unit)
+        return s

@@ -1,0 +1,33 @@
+"""The two model interfaces: a backbone makes per-atom features, a head turns them into atomic energies."""
+
+from __future__ import annotations
+
+import abc
+
+import torch
+from torch import nn
+
+
+class Backbone(nn.Module, abc.ABC):
+    """Per-atom invariant features from atomic numbers and edge vectors.
+
+    Subclasses expose `embedding` (the element embedding) and `interactions` (an nn.ModuleList of message-passing
+    blocks, in order), so fine-tuning can freeze the embedding and the first k blocks by name.
+    """
+
+    n_features: int
+    cutoff: float
+    embedding: nn.Module
+    interactions: nn.ModuleList
+
+    @abc.abstractmethod
+    def forward(self, numbers: torch.Tensor, edge_index: torch.Tensor, edge_vectors: torch.Tensor) -> torch.Tensor:
+        """(n_atoms,), (2, n_edges), (n_edges, 3) -> (n_atoms, n_features)."""
+
+
+class Head(nn.Module, abc.ABC):
+    """Atomic energies (eV) of one fidelity from backbone features."""
+
+    @abc.abstractmethod
+    def forward(self, features: torch.Tensor, numbers: torch.Tensor) -> torch.Tensor:
+        """(n_atoms, n_features), (n_atoms,) -> (n_atoms,)."""

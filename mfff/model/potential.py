@@ -1,0 +1,65 @@
+"""The potential: a backbone, one head per fidelity (ModuleDict, sorted), energies and forces = -dE/dx."""
+
+from __future__ import annotations
+
+import torch
+from ase.data import chemical_symbols
+from torch import nn
+
+from mfff.data.batch import Batch
+from mfff.data.errors import DataError
+from mfff.data.stats import N_ELEMENTS
+from mfff.model.interfaces import Backbone, Head
+
+
+class Potential(nn.Module):
+    """Each structure's energy comes from the head of its fidelity (or from one named head for all)."""
+
+    def __init__(self, backbone: Backbone, heads: dict[str, Head]):
+        super().__init__()
+        self.backbone = backbone
+        self.heads = nn.ModuleDict({name: heads[name] for name in sorted(heads)})
+        self.register_buffer("known_elements", torch.zeros(N_ELEMENTS, dtype=torch.bool))
+
+    @property
+    def fidelities(self) -> list[str]:
+        return list(self.heads)
+
+    def mark_known_elements(self, elements) -> None:
+        self.known_elements[list(elements)] = True
+
+    def _check_elements(self, numbers: torch.Tensor) -> None:
+        if self.known_elements.any() and not bool(self.known_elements[numbers].all()):
+            unknown = sorted({int(z) for z in numbers[~self.known_elements[numbers]]})
+            known = [chemical_symbols[z] for z in torch.nonzero(self.known_elements).flatten().tolist()]
+            raise DataError(f"element(s) {', '.join(chemical_symbols[z] for z in unknown)} never appeared in this "
+                            f"model's training data ({', '.join(known)}); it cannot predict them")
+
+    def head_index(self, fidelity: str) -> int:
+        if fidelity not in self.heads:
+            raise DataError(f"the model has no head for fidelity {fidelity!r}; its heads are {', '.join(self.heads)}")
+        return self.fidelities.index(fidelity)
+
+    def forward(self, batch: Batch, compute_forces: bool = True, head: str | None = None) -> dict[str, torch.Tensor]:
+        """Returns pred_energy (n_graphs,) in eV and, if asked, pred_forces (n_atoms, 3) in eV/Å."""
+        if not self.training:
+            self._check_elements(batch.numbers)
+        positions = batch.positions
+        if compute_forces and not positions.requires_grad:
+            positions = positions.detach().requires_grad_(True)
+        receiver, sender = batch.edge_index
+        vectors = positions[sender] - positions[receiver] + batch.edge_shifts
+        features = self.backbone(batch.numbers, batch.edge_index, vectors)
+        # Every head runs on every atom, so every head's parameters join each step's graph (DDP-safe).
+        atomic_all = torch.stack([h(features, batch.numbers) for h in self.heads.values()], dim=1)
+        if head is None:
+            choice = batch.fidelity[batch.batch]
+        else:
+            choice = torch.full_like(batch.batch, self.head_index(head))
+        atomic = atomic_all.gather(1, choice[:, None]).squeeze(1)
+        energy = atomic.new_zeros(batch.n_graphs).index_add_(0, batch.batch, atomic)
+        out = {"pred_energy": energy}
+        if compute_forces:
+            (gradient,) = torch.autograd.grad(energy.sum(), positions, create_graph=self.training)
+            out["pred_forces"] = -gradient
+        return out

@@ -1,0 +1,36 @@
+"""The masked multi-fidelity loss: per-fidelity weights times label masks (multiplied, never indexed)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class MultiFidelityLoss(nn.Module):
+    """Weighted MSE of per-atom energy (eV/atom) and force components (eV/Å).
+
+    Args:
+        energy_weight, forces_weight: defaults for every fidelity.
+        per_fidelity: {fidelity: {energy_weight: w, forces_weight: w}} overrides.
+    """
+
+    def __init__(self, fidelities: list[str], energy_weight: float = 1.0, forces_weight: float = 10.0,
+                 per_fidelity: dict | None = None):
+        super().__init__()
+        per_fidelity = dict(per_fidelity or {})
+        unknown = sorted(set(per_fidelity) - set(fidelities))
+        if unknown:
+            raise ValueError(f"loss.per_fidelity names {unknown} but the trained fidelities are {fidelities}")
+        e = [float(per_fidelity.get(f, {}).get("energy_weight", energy_weight)) for f in fidelities]
+        w = [float(per_fidelity.get(f, {}).get("forces_weight", forces_weight)) for f in fidelities]
+        self.register_buffer("energy_weights", torch.tensor(e))
+        self.register_buffer("forces_weights", torch.tensor(w))
+
+    def forward(self, batch, out) -> dict[str, torch.Tensor]:
+        per_atom_error = (out["pred_energy"] - batch.energy) / batch.n_atoms
+        graph_weight = self.energy_weights.to(per_atom_error.dtype)[batch.fidelity] * batch.energy_mask
+        energy = (graph_weight * per_atom_error**2).sum() / batch.energy_mask.sum().clamp(min=1)
+        atom_weight = self.forces_weights.to(per_atom_error.dtype)[batch.fidelity[batch.batch]] * batch.forces_mask
+        squared = ((out["pred_forces"] - batch.forces) ** 2).sum(dim=1)
+        forces = (atom_weight * squared).sum() / (3 * batch.forces_mask.sum()).clamp(min=1)
+        return {"loss": energy + forces, "energy_loss": energy, "forces_loss": forces}

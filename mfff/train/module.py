@@ -1,0 +1,134 @@
+"""The LightningModule: a potential trained on several fidelities with one shared `_step`."""
+
+from __future__ import annotations
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from mfff.data.batch import Batch
+from mfff.data.errors import DataError
+from mfff.model.potential import Potential
+from mfff.train.loss import MultiFidelityLoss
+from mfff.train.metrics import FidelityMetrics
+
+
+def build_potential(model_cfg, fidelities: list[str]) -> Potential:
+    """Backbone from `model.backbone` (with `model.size` merged in), one `model.head` per fidelity."""
+    backbone = hydra.utils.instantiate(model_cfg["backbone"])
+    heads = {f: hydra.utils.instantiate(model_cfg["head"], n_features=backbone.n_features) for f in fidelities}
+    return Potential(backbone, heads)
+
+
+def _plain(cfg):
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+
+
+class MultiFidelityModule(pl.LightningModule):
+    """Args:
+        model: {backbone: {_target_...}, head: {_target_...}, dtype: float32|float64}.
+        fidelities: names of the heads, in any order (stored sorted).
+        loss: kwargs of `MultiFidelityLoss`.
+        optimizer: {_target_: torch.optim.AdamW, _partial_: true, lr: ...}.
+        scheduler: a `mfff.train.schedules` object config, or None.
+    """
+
+    def __init__(self, model, fidelities: list[str], loss=None, optimizer=None, scheduler=None,
+                 monitor: str = "val/loss"):
+        super().__init__()
+        self.save_hyperparameters({"model": _plain(model), "fidelities": sorted(fidelities), "loss": _plain(loss),
+                                   "optimizer": _plain(optimizer), "scheduler": _plain(scheduler), "monitor": monitor})
+        self.fidelities = sorted(fidelities)
+        self.potential = build_potential(self.hparams.model, self.fidelities)
+        self.dtype_name = self.hparams.model.get("dtype", "float32")
+        if self.dtype_name == "float64":
+            self.potential.double()
+        self.loss_fn = MultiFidelityLoss(self.fidelities, **(self.hparams.loss or {}))
+        self.metrics = torch.nn.ModuleDict()
+        self.register_buffer("data_to_head", torch.arange(len(self.fidelities)), persistent=False)
+        self.stage_names = {0: "test"}
+        self._add_metrics(["train", "val", "test"])
+
+    # ------------------------------------------------------------------------------------------- data binding
+    def bind_data(self, data_fidelities: list[str], test_names: list[str] | None = None) -> None:
+        """Map the data module's fidelity indices onto this model's heads (by name)."""
+        missing = [f for f in data_fidelities if f not in self.fidelities]
+        if missing:
+            raise DataError(f"fidelity {missing[0]!r} in the data has no head in this model (heads: "
+                            f"{', '.join(self.fidelities)}); train a head for it or drop it from strategy.fidelities")
+        self.data_to_head = torch.tensor([self.fidelities.index(f) for f in data_fidelities], device=self.device)
+        self.stage_names = dict(enumerate(test_names or ["test"]))
+        self._add_metrics(self.stage_names.values())
+
+    def _add_metrics(self, stages) -> None:
+        # Created up front, never lazily, so every DDP rank syncs the same metric states.
+        for stage in stages:
+            for fidelity in self.fidelities:
+                if f"{stage}__{fidelity}" not in self.metrics:
+                    self.metrics[f"{stage}__{fidelity}"] = FidelityMetrics()
+
+    def init_from_data(self, stats: dict[str, dict]) -> None:
+        """Fit-time references: each head's E0 and scale from its fidelity's training data."""
+        for fidelity, s in stats.items():
+            scale = s["force_rms"] if s["has_forces"] else s["energy_scale"]
+            self.potential.heads[fidelity].set_reference(s["e0"], scale)
+            self.potential.mark_known_elements(s["elements"])
+
+    # --------------------------------------------------------------------------------------------- the step
+    def forward(self, batch: Batch, head: str | None = None):
+        return self.potential(batch, compute_forces=True, head=head)
+
+    def _step(self, batch: Batch, stage: str) -> torch.Tensor:
+        if self.dtype_name == "float64":
+            batch = batch.to(dtype=torch.float64)
+        batch.fidelity = self.data_to_head[batch.fidelity]
+        with torch.enable_grad():  # forces are -dE/dx, also during validation and test
+            out = self.potential(batch, compute_forces=True)
+        losses = self.loss_fn(batch, out)
+        present = torch.unique(batch.fidelity).tolist()
+        for index in present:
+            self.metrics[f"{stage}__{self.fidelities[index]}"].update(batch, out, index)
+        self.log(f"{stage}/loss", losses["loss"].detach() if stage != "train" else losses["loss"],
+                 batch_size=batch.n_graphs, on_step=stage == "train", on_epoch=True, prog_bar=stage != "test",
+                 add_dataloader_idx=False, sync_dist=stage != "train")
+        return losses["loss"]
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx, dataloader_idx=0):
+        self._step(batch, self.stage_names.get(dataloader_idx, f"test{dataloader_idx}"))
+
+    def _log_epoch_metrics(self, stages) -> None:
+        for key, metrics in self.metrics.items():
+            stage, fidelity = key.split("__")
+            if stage not in stages:
+                continue
+            for name, value in metrics.compute().items():
+                self.log(f"{stage}/{fidelity}/{name}", value, add_dataloader_idx=False, sync_dist=False)
+            metrics.reset()
+
+    def on_train_epoch_end(self):
+        self._log_epoch_metrics({"train"})
+
+    def on_validation_epoch_end(self):
+        self._log_epoch_metrics({"val"})
+
+    def on_test_epoch_end(self):
+        self._log_epoch_metrics(set(self.stage_names.values()))
+
+    # ------------------------------------------------------------------------------------------- optimiser
+    def trainable_parameters(self):
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def configure_optimizers(self):
+        optimizer = hydra.utils.instantiate(self.hparams.optimizer)(params=self.trainable_parameters())
+        if not self.hparams.scheduler:
+            return optimizer
+        schedule = hydra.utils.instantiate(self.hparams.scheduler)
+        total = int(self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": schedule.build(optimizer, total, self.hparams.monitor)}
