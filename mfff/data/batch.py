@@ -56,15 +56,19 @@ class Collater:
 
     Args:
         use_forces: False zeroes the force mask, so force labels are never read (pre-training without forces).
+        dtype: 'float32' or 'float64' for all floating-point fields (the model's dtype).
     """
 
-    def __init__(self, cutoff: float, neighbours: str = "auto", use_forces: bool = True):
+    def __init__(self, cutoff: float, neighbours: str = "auto", use_forces: bool = True, dtype: str = "float32"):
         self.cutoff, self.neighbours, self.use_forces = float(cutoff), neighbours, use_forces
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be float32 or float64 (model.dtype), got {dtype!r}")
+        self.dtype = getattr(torch, dtype)
 
     def __call__(self, items: list[tuple[Structure, int]]) -> Batch:
         structures = [s for s, _ in items]
         n_atoms = torch.tensor([len(s) for s in structures], dtype=torch.long)
-        positions = torch.from_numpy(np.concatenate([s.positions for s in structures])).to(torch.get_default_dtype())
+        positions = torch.from_numpy(np.concatenate([s.positions for s in structures])).to(self.dtype)
         batch = torch.repeat_interleave(torch.arange(len(structures)), n_atoms)
         cell = torch.from_numpy(np.stack([s.cell for s in structures])).to(positions.dtype)
         pbc = torch.from_numpy(np.stack([s.pbc for s in structures]))

@@ -21,7 +21,8 @@ class MultiFidelityDataModule(pl.LightningDataModule):
 
     def __init__(self, sources: dict[str, FidelitySource], fidelities: list[str], batch_size: int = 16,
                  eval_batch_size: int | None = None, cutoff: float = 5.0, neighbours: str = "auto",
-                 use_forces: bool = True, num_workers: int = 0, seed: int = 0, fidelity: str | None = None):
+                 use_forces: bool = True, num_workers: int = 0, seed: int = 0, fidelity: str | None = None,
+                 dtype: str = "float32"):
         super().__init__()
         self.target_fidelity = fidelity  # the expensive fidelity single-fidelity strategies train on
         fidelities = list(fidelities)
@@ -35,8 +36,8 @@ class MultiFidelityDataModule(pl.LightningDataModule):
         self.sources = {f: sources[f] for f in self.fidelities}
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.seed = num_workers, seed
-        self.train_collate = Collater(cutoff, neighbours, use_forces=use_forces)
-        self.eval_collate = Collater(cutoff, neighbours, use_forces=True)
+        self.train_collate = Collater(cutoff, neighbours, use_forces=use_forces, dtype=dtype)
+        self.eval_collate = Collater(cutoff, neighbours, use_forces=True, dtype=dtype)
         self.test_names: list[str] = []
 
     def setup(self, stage: str | None = None) -> None:

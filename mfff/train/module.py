@@ -80,8 +80,6 @@ class MultiFidelityModule(pl.LightningModule):
         return self.potential(batch, compute_forces=True, head=head)
 
     def _step(self, batch: Batch, stage: str) -> torch.Tensor:
-        if self.dtype_name == "float64":
-            batch = batch.to(dtype=torch.float64)
         batch.fidelity = self.data_to_head[batch.fidelity]
         with torch.enable_grad():  # forces are -dE/dx, also during validation and test
             out = self.potential(batch, compute_forces=True)
