@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from pathlib import Path
 
-import ase.io
 from ase import Atoms
 
 DATA_DIR = Path(__file__).resolve().parent / "builtin"
@@ -24,12 +22,7 @@ def path(name: str = "builtin") -> Path:
 
 def metadata() -> dict:
     """Methods, program versions, sampling settings, counts and costs of the built-in dataset."""
-    return json.loads((DATA_DIR / "metadata.json").read_text())
-
-
-@lru_cache(maxsize=2)
-def _read(file: Path) -> tuple[Atoms, ...]:
-    return tuple(ase.io.read(file, index=":", format="extxyz"))
+    return json.loads(path().with_name("metadata.json").read_text())
 
 
 def load(fidelity: str | list[str] | None = None, split: str | None = None,
@@ -49,7 +42,9 @@ def load(fidelity: str | list[str] | None = None, split: str | None = None,
     if split is not None and split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     frames = []
-    for atoms in _read(path()):
+    from mfff.data.readers.ase_file import read_frames  # the readers import this module
+
+    for atoms in read_frames(path()):
         if split is not None and atoms.info["split"] != split:
             continue
         if molecules is not None and atoms.info["molecule"] not in molecules:

@@ -1,0 +1,34 @@
+import json
+
+import pytest
+
+from mfff.train.run import train
+from tests.helpers import compose_config
+
+QUICK = [
+    "trainer.enable_progress_bar=false",
+    "~callbacks.progress_bar",
+    "trainer.log_every_n_steps=1",
+    "data.batch_size=8",
+    "model/size=s",
+]
+
+
+def quick_overrides(tmp_path, fidelities=("gfn1", "gfn2"), n_train=48, epochs=3):
+    sizes = []
+    for f in fidelities:
+        sizes += [f"data.sources.{f}.n_train={n_train}", f"data.sources.{f}.n_val=16", f"data.sources.{f}.n_test=32"]
+    return [f"paths.output_dir={tmp_path}", f"trainer.max_epochs={epochs}",
+            f"strategy.fidelities=[{','.join(fidelities)}]", *sizes, *QUICK]
+
+
+def train_quick(tmp_path, *extra, fidelities=("gfn1", "gfn2"), n_train=48, epochs=3):
+    cfg = compose_config("train", [*quick_overrides(tmp_path, fidelities, n_train, epochs), *extra])
+    train(cfg, {"model/backbone": cfg.model.backbone._target_.rsplit(".", 1)[-1].lower(), "model/size": "s"})
+    return json.loads((tmp_path / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def multihead_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("multihead")
+    return tmp, train_quick(tmp, epochs=4)

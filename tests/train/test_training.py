@@ -1,0 +1,70 @@
+"""End-to-end training on the built-in data: the loss falls, metrics.json is complete, seeds reproduce."""
+
+import csv
+import json
+import math
+import subprocess
+import sys
+
+from mfff.train.metrics import METRIC_NAMES
+from tests.train.conftest import train_quick
+
+
+def _epoch_losses(run_dir):
+    with open(run_dir / "csv" / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    return [float(r["train/loss_epoch"]) for r in rows if r.get("train/loss_epoch")]
+
+
+def test_loss_decreases_and_metrics_json_is_complete(multihead_run):
+    run_dir, metrics = multihead_run
+    losses = _epoch_losses(run_dir)
+    assert len(losses) == 4 and losses[-1] < 0.7 * losses[0], losses
+    assert metrics["strategy"] == {"name": "multihead", "fidelities": ["gfn1", "gfn2"]}
+    assert metrics["n_train"] == {"gfn1": 48, "gfn2": 48}
+    assert metrics["seed"] == 0 and metrics["backbone"] == "painn" and metrics["size"] == "s"
+    assert metrics["label_cost_cpu_s"]["gfn1"] > 0
+    for stage in ("val", "test", "test_mol"):
+        for fidelity in ("gfn1", "gfn2"):
+            values = metrics["metrics"][stage][fidelity]
+            assert set(values) == set(METRIC_NAMES), (stage, fidelity)
+            assert all(math.isfinite(v) and v > 0 for v in values.values())
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_same_seed_same_metrics_other_seed_other_metrics(multihead_run, tmp_path):
+    _, first = multihead_run
+    again = train_quick(tmp_path / "again", epochs=4)
+    assert again["metrics"] == first["metrics"]
+    other = train_quick(tmp_path / "other", "seed=1", epochs=4)
+    assert other["seed"] == 1 and other["metrics"] != first["metrics"]
+
+
+def test_overrides_reach_the_run(tmp_path):
+    metrics = train_quick(tmp_path, "model/backbone=schnet", "strategy=scratch", "data.fidelity=gfn2",
+                          fidelities=("gfn2",), n_train=24, epochs=2)
+    assert metrics["strategy"] == {"name": "scratch", "fidelities": ["gfn2"]}
+    assert metrics["n_train"] == {"gfn2": 24} and metrics["epochs"] == 2
+    assert set(metrics["metrics"]["test"]) == {"gfn2", "_all"}
+
+
+def test_energy_only_fidelity_trains_on_energies(tmp_path):
+    metrics = train_quick(tmp_path, fidelities=("cc", "gfn2"), n_train=32, epochs=2)
+    assert "forces_mae" not in metrics["metrics"]["val"]["cc"]
+    assert math.isfinite(metrics["metrics"]["val"]["cc"]["energy_mae"])
+
+
+def test_mfff_eval_reproduces_the_test_metrics(multihead_run, tmp_path):
+    run_dir, metrics = multihead_run
+    result = subprocess.run(
+        [sys.executable, "-m", "mfff.cli.eval", f"ckpt={metrics['best_checkpoint']}", f"hydra.run.dir={tmp_path}",
+         "trainer.enable_progress_bar=false", "data.sources.gfn1.n_test=32", "data.sources.gfn2.n_test=32"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "eval_metrics.json").read_text())
+    assert report["fidelities"] == ["gfn1", "gfn2"]  # only the fidelities the checkpoint has heads for
+    for stage in ("test", "test_mol"):
+        for fidelity in ("gfn1", "gfn2"):
+            for name, value in metrics["metrics"][stage][fidelity].items():
+                assert math.isclose(report["metrics"][stage][fidelity][name], value, rel_tol=1e-5), (stage, name)
