@@ -25,7 +25,8 @@ def evaluate(cfg: DictConfig) -> dict:
     if not fidelities:
         raise DataError(f"checkpoint {path} has heads {module.fidelities} but data.sources has "
                         f"{list(cfg.data.sources)}: no fidelity in common to evaluate")
-    data = hydra.utils.instantiate(cfg.data, fidelities=fidelities, cutoff=module.potential.backbone.cutoff)
+    data = hydra.utils.instantiate(cfg.data, fidelities=fidelities, cutoff=module.potential.backbone.cutoff,
+                                   dtype=module.dtype_name)  # graphs as the model was trained
     data.setup("test")
     module.bind_data(data.fidelities, data.test_names)
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=[])
