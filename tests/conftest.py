@@ -20,7 +20,7 @@ def emt_extxyz(tmp_path_factory):
     rng = np.random.default_rng(0)
     frames = []
     for name in ("CH4", "H2O", "NH3", "CH3OH"):
-        for k in range(30):
+        for _k in range(30):
             atoms = molecule(name)
             atoms.positions += rng.normal(scale=0.05, size=atoms.positions.shape)
             atoms.calc = EMT()

@@ -13,8 +13,10 @@ RTOL = 1e-10
 
 
 def batch_of(molecules: list[Atoms], cutoff: float, fidelity: int = 0):
-    items = [(Structure(numbers=a.numbers.astype(np.int64), positions=a.positions.astype(float)), fidelity)
-             for a in molecules]
+    items = [
+        (Structure(numbers=a.numbers.astype(np.int64), positions=a.positions.astype(float)), fidelity)
+        for a in molecules
+    ]
     return Collater(cutoff, "torch", dtype="float64")(items)
 
 

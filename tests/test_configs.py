@@ -114,8 +114,13 @@ def test_every_source_config_reads_its_format(source, emt_extxyz, tmp_path):
     else:
         path = {"extxyz": emt_extxyz, "npz": tmp_path / "m.npz", "ani": tmp_path / "a.h5"}[source]
         if source == "npz":
-            np.savez(path, z=np.array([8, 1, 1]), R=np.random.default_rng(0).normal(size=(40, 3, 3)),
-                     E=np.arange(40.0), F=np.zeros((40, 3, 3)))
+            np.savez(
+                path,
+                z=np.array([8, 1, 1]),
+                R=np.random.default_rng(0).normal(size=(40, 3, 3)),
+                E=np.arange(40.0),
+                F=np.zeros((40, 3, 3)),
+            )
         if source == "ani":
             import h5py
 
@@ -126,8 +131,14 @@ def test_every_source_config_reads_its_format(source, emt_extxyz, tmp_path):
                     g["coordinates"] = np.random.default_rng(1).normal(size=(30, n, 3))
                     g["wb97x_dz.energy"] = np.linspace(-76, -75, 30)
                     g["wb97x_dz.forces"] = np.zeros((30, n, 3))
-        overrides = [*BASE, f"+data/source@data.sources.x={source}", "data.sources.x.fidelity=x",
-                     f"data.sources.x.reader.path={path}", "data.sources.x.n_train=10", "data.sources.x.n_val=5"]
+        overrides = [
+            *BASE,
+            f"+data/source@data.sources.x={source}",
+            "data.sources.x.fidelity=x",
+            f"data.sources.x.reader.path={path}",
+            "data.sources.x.n_train=10",
+            "data.sources.x.n_val=5",
+        ]
         if source == "extxyz":
             overrides += ["data.sources.x.reader.energy_key=energy_emt", "data.sources.x.reader.forces_key=forces_emt"]
         node = compose_config("train", overrides).data.sources.x

@@ -46,8 +46,19 @@ class Batch:
 
 
 assert {f.name for f in fields(Batch)} == {
-    K.POSITIONS, K.NUMBERS, K.CELL, K.PBC, K.BATCH, K.N_ATOMS, K.EDGE_INDEX, K.EDGE_SHIFTS, K.FIDELITY,
-    K.ENERGY, K.FORCES, K.ENERGY_MASK, K.FORCES_MASK,
+    K.POSITIONS,
+    K.NUMBERS,
+    K.CELL,
+    K.PBC,
+    K.BATCH,
+    K.N_ATOMS,
+    K.EDGE_INDEX,
+    K.EDGE_SHIFTS,
+    K.FIDELITY,
+    K.ENERGY,
+    K.FORCES,
+    K.ENERGY_MASK,
+    K.FORCES_MASK,
 }
 
 

@@ -15,8 +15,10 @@ def path(name: str = "builtin") -> Path:
     """The dataset file (extended XYZ, gzip)."""
     file = DATA_DIR / f"{name}.extxyz.gz"
     if not file.is_file():
-        raise FileNotFoundError(f"built-in dataset {file} is missing; regenerate it with `mfff-label label={name}` "
-                                "from the repository root, or reinstall mfff")
+        raise FileNotFoundError(
+            f"built-in dataset {file} is missing; regenerate it with `mfff-label label={name}` "
+            "from the repository root, or reinstall mfff"
+        )
     return file
 
 
@@ -25,8 +27,9 @@ def metadata() -> dict:
     return json.loads(path().with_name("metadata.json").read_text())
 
 
-def load(fidelity: str | list[str] | None = None, split: str | None = None,
-         molecules: list[str] | None = None) -> list[Atoms]:
+def load(
+    fidelity: str | list[str] | None = None, split: str | None = None, molecules: list[str] | None = None
+) -> list[Atoms]:
     """Conformers of the built-in dataset (copies), optionally only those labelled by `fidelity`.
 
     Args:

@@ -19,10 +19,20 @@ class MultiFidelityDataModule(pl.LightningDataModule):
     `fidelity` names the target (expensive) fidelity that single-fidelity strategies train on.
     """
 
-    def __init__(self, sources: dict[str, FidelitySource], fidelities: list[str], batch_size: int = 16,
-                 eval_batch_size: int | None = None, cutoff: float = 5.0, neighbours: str = "auto",
-                 use_forces: bool = True, num_workers: int = 0, seed: int = 0, fidelity: str | None = None,
-                 dtype: str = "float32"):
+    def __init__(
+        self,
+        sources: dict[str, FidelitySource],
+        fidelities: list[str],
+        batch_size: int = 16,
+        eval_batch_size: int | None = None,
+        cutoff: float = 5.0,
+        neighbours: str = "auto",
+        use_forces: bool = True,
+        num_workers: int = 0,
+        seed: int = 0,
+        fidelity: str | None = None,
+        dtype: str = "float32",
+    ):
         super().__init__()
         self.target_fidelity = fidelity  # the expensive fidelity single-fidelity strategies train on
         fidelities = list(fidelities)
@@ -30,8 +40,10 @@ class MultiFidelityDataModule(pl.LightningDataModule):
             raise DataError("no fidelities selected (strategy.fidelities is empty)")
         missing = [f for f in fidelities if f not in sources]
         if missing:
-            raise DataError(f"fidelity {missing[0]!r} (strategy.fidelities) has no source in data.sources; "
-                            f"available: {', '.join(sorted(sources))}")
+            raise DataError(
+                f"fidelity {missing[0]!r} (strategy.fidelities) has no source in data.sources; "
+                f"available: {', '.join(sorted(sources))}"
+            )
         self.fidelities = sorted(fidelities)
         self.sources = {f: sources[f] for f in self.fidelities}
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
@@ -50,18 +62,34 @@ class MultiFidelityDataModule(pl.LightningDataModule):
 
     def train_dataloader(self):
         generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(self._items(lambda s: s.train), batch_size=self.batch_size, shuffle=True,
-                          collate_fn=self.train_collate, num_workers=self.num_workers, generator=generator,
-                          persistent_workers=self.num_workers > 0)
+        return DataLoader(
+            self._items(lambda s: s.train),
+            batch_size=self.batch_size,
+            shuffle=True,
+            collate_fn=self.train_collate,
+            num_workers=self.num_workers,
+            generator=generator,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def val_dataloader(self):
-        return DataLoader(self._items(lambda s: s.val), batch_size=self.eval_batch_size,
-                          collate_fn=self.eval_collate, num_workers=self.num_workers)
+        return DataLoader(
+            self._items(lambda s: s.val),
+            batch_size=self.eval_batch_size,
+            collate_fn=self.eval_collate,
+            num_workers=self.num_workers,
+        )
 
     def test_dataloader(self):
-        return [DataLoader(self._items(lambda s, n=name: s.tests.get(n, [])), batch_size=self.eval_batch_size,
-                           collate_fn=self.eval_collate, num_workers=self.num_workers)
-                for name in self.test_names]
+        return [
+            DataLoader(
+                self._items(lambda s, n=name: s.tests.get(n, [])),
+                batch_size=self.eval_batch_size,
+                collate_fn=self.eval_collate,
+                num_workers=self.num_workers,
+            )
+            for name in self.test_names
+        ]
 
     def stats(self) -> dict[str, dict]:
         return {f: s.stats() for f, s in self.sources.items()}

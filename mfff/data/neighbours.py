@@ -31,17 +31,26 @@ def choose_backend(name: str, periodic: bool) -> str:
             return "vesin"
         return "torch_cluster" if has_torch_cluster() else "torch"
     if periodic and name in ("torch", "torch_cluster"):
-        raise DataError(f"data.neighbours={name} handles molecules only, but the data has periodic cells; "
-                        "use data.neighbours=vesin (pip install vesin) or auto")
+        raise DataError(
+            f"data.neighbours={name} handles molecules only, but the data has periodic cells; "
+            "use data.neighbours=vesin (pip install vesin) or auto"
+        )
     if name == "torch_cluster" and not has_torch_cluster():
-        raise DataError("data.neighbours=torch_cluster but torch-cluster is not installed; "
-                        "pip install torch-cluster, or use data.neighbours=auto")
+        raise DataError(
+            "data.neighbours=torch_cluster but torch-cluster is not installed; "
+            "pip install torch-cluster, or use data.neighbours=auto"
+        )
     return name
 
 
-def neighbour_list(positions: torch.Tensor, batch: torch.Tensor, cutoff: float, backend: str = "auto",
-                   cell: torch.Tensor | None = None, pbc: torch.Tensor | None = None
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+def neighbour_list(
+    positions: torch.Tensor,
+    batch: torch.Tensor,
+    cutoff: float,
+    backend: str = "auto",
+    cell: torch.Tensor | None = None,
+    pbc: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Edges (2, n_edges) and cartesian shifts (n_edges, 3) for a batch of structures."""
     periodic = pbc is not None and bool(pbc.any())
     backend = choose_backend(backend, periodic)
@@ -65,8 +74,9 @@ def _torch_all_pairs(positions: torch.Tensor, batch: torch.Tensor, cutoff: float
     # all ordered pairs inside each structure, vectorised: pair k of structure g is (a, b) with a, b < n_g
     pair_counts = counts * counts
     graph_of_pair = torch.repeat_interleave(torch.arange(len(counts)), pair_counts)
-    local = torch.arange(int(pair_counts.sum())) - torch.repeat_interleave(torch.cumsum(pair_counts, 0) - pair_counts,
-                                                                           pair_counts)
+    local = torch.arange(int(pair_counts.sum())) - torch.repeat_interleave(
+        torch.cumsum(pair_counts, 0) - pair_counts, pair_counts
+    )
     n = counts[graph_of_pair]
     i = offsets[graph_of_pair] + local // n
     j = offsets[graph_of_pair] + local % n
@@ -85,7 +95,7 @@ def _vesin(positions, batch, cutoff, cell, pbc):
     counts = torch.bincount(batch).tolist()
     start = 0
     for graph, count in enumerate(counts):
-        points = positions[start:start + count].detach().cpu().numpy().astype(np.float64)
+        points = positions[start : start + count].detach().cpu().numpy().astype(np.float64)
         periodic = bool(pbc[graph].any()) if pbc is not None else False
         box = cell[graph].detach().cpu().numpy().astype(np.float64) if periodic else np.zeros((3, 3))
         if periodic and not bool(pbc[graph].all()):

@@ -28,9 +28,20 @@ class FidelitySource(pl.LightningDataModule):
             first n of a fixed seeded order, so n_train=100 is contained in n_train=250.
     """
 
-    def __init__(self, fidelity: str, reader: Reader, split: str = "predefined", test_fraction: float = 0.1,
-                 val_fraction: float = 0.1, n_train: int | None = None, n_val: int | None = None,
-                 n_test: int | None = None, seed: int = 0, cutoff: float = 5.0, batch_size: int = 16):
+    def __init__(
+        self,
+        fidelity: str,
+        reader: Reader,
+        split: str = "predefined",
+        test_fraction: float = 0.1,
+        val_fraction: float = 0.1,
+        n_train: int | None = None,
+        n_val: int | None = None,
+        n_test: int | None = None,
+        seed: int = 0,
+        cutoff: float = 5.0,
+        batch_size: int = 16,
+    ):
         super().__init__()
         if split not in SPLIT_MODES:
             raise DataError(f"unknown split mode {split!r} in data.sources.{fidelity}.split; choose {SPLIT_MODES}")
@@ -59,16 +70,20 @@ class FidelitySource(pl.LightningDataModule):
         n_val = self.n_val if self.n_val is not None else max(1, int(math.ceil(self.val_fraction * len(pool))))
         available = len(pool) - n_val
         if self.n_train is not None and self.n_train > available:
-            raise DataError(f"{self.key}.n_train={self.n_train} but only {available} training structures remain in "
-                            f"{self.reader.path} after n_val={n_val}; lower n_train or n_val")
+            raise DataError(
+                f"{self.key}.n_train={self.n_train} but only {available} training structures remain in "
+                f"{self.reader.path} after n_val={n_val}; lower n_train or n_val"
+            )
         self.val = pool[:n_val]
-        self.train = pool[n_val:n_val + (self.n_train if self.n_train is not None else available)]
+        self.train = pool[n_val : n_val + (self.n_train if self.n_train is not None else available)]
         if self.n_test is not None:
             self.tests = {name: items[: self.n_test] for name, items in self.tests.items()}
         for name, items in {"train": self.train, "val": self.val, **self.tests}.items():
             if not items:
-                raise DataError(f"the {name} split of {self.key} ({self.reader.path}) is empty; check the split "
-                                f"settings and sizes (split={self.split_mode}, n_{name if name in ('train', 'val') else 'test'})")
+                raise DataError(
+                    f"the {name} split of {self.key} ({self.reader.path}) is empty; check the split "
+                    f"settings and sizes (split={self.split_mode}, n_{name if name in ('train', 'val') else 'test'})"
+                )
         self.e0 = fit_reference_energies(self.train)
         self.force_rms = force_rms(self.train)
         self.energy_scale = energy_residual_rms(self.train, self.e0)
@@ -81,20 +96,26 @@ class FidelitySource(pl.LightningDataModule):
         if self.split_mode == "predefined":
             tags = sorted({s.split for s in structures})
             if tags == [""]:
-                raise DataError(f"{self.key}.split=predefined but {self.reader.path} has no split tags; "
-                                "use split=random or split=group")
+                raise DataError(
+                    f"{self.key}.split=predefined but {self.reader.path} has no split tags; "
+                    "use split=random or split=group"
+                )
             pool = [s for s in structures if s.split == "train"]
             return pool, {tag: [s for s in structures if s.split == tag] for tag in tags if tag not in ("train", "")}
         if self.split_mode == "random":
             order = stream(self.seed, "test", self.fidelity).permutation(len(structures))
             n_test = int(round(self.test_fraction * len(structures)))
             test = set(order[:n_test].tolist())
-            return ([s for i, s in enumerate(structures) if i not in test],
-                    {"test": [s for i, s in enumerate(structures) if i in test]})
+            return (
+                [s for i, s in enumerate(structures) if i not in test],
+                {"test": [s for i, s in enumerate(structures) if i in test]},
+            )
         groups = sorted({s.group for s in structures})
         if len(groups) < 2:
-            raise DataError(f"{self.key}.split=group needs at least two molecules (groups); {self.reader.path} has "
-                            f"{len(groups)}; use split=random")
+            raise DataError(
+                f"{self.key}.split=group needs at least two molecules (groups); {self.reader.path} has "
+                f"{len(groups)}; use split=random"
+            )
         order = [groups[i] for i in stream(self.seed, "groups").permutation(len(groups))]
         sizes = {g: sum(s.group == g for s in structures) for g in groups}
         held, count = set(), 0
@@ -111,14 +132,22 @@ class FidelitySource(pl.LightningDataModule):
         return float(np.nansum([s.cost for s in self.train]))
 
     def stats(self) -> dict:
-        return {"e0": self.e0, "force_rms": self.force_rms, "has_forces": self.has_forces, "energy_scale": self.energy_scale,
-                "avg_neighbours": self.avg_neighbours, "n_train": len(self.train), "label_cost": self.label_cost,
-                "elements": self.elements}
+        return {
+            "e0": self.e0,
+            "force_rms": self.force_rms,
+            "has_forces": self.has_forces,
+            "energy_scale": self.energy_scale,
+            "avg_neighbours": self.avg_neighbours,
+            "n_train": len(self.train),
+            "label_cost": self.label_cost,
+            "elements": self.elements,
+        }
 
     # Single-source use (the multi-fidelity module normally mixes sources)
     def _loader(self, items, shuffle):
-        return DataLoader([(s, 0) for s in items], batch_size=self.batch_size, shuffle=shuffle,
-                          collate_fn=Collater(self.cutoff))
+        return DataLoader(
+            [(s, 0) for s in items], batch_size=self.batch_size, shuffle=shuffle, collate_fn=Collater(self.cutoff)
+        )
 
     def train_dataloader(self):
         return self._loader(self.train, True)

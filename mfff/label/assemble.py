@@ -27,8 +27,13 @@ def build_frames(job) -> list[Atoms]:
         splits = job.split_of(molecule)
         for conformer_id, conformer in enumerate(job.conformers(molecule)):
             atoms = Atoms(numbers=conformer.numbers, positions=conformer.positions)
-            atoms.info.update(molecule=molecule, conformer_id=conformer_id, split=splits[conformer_id],
-                              temperature_K=conformer.info["temperature_K"], md_step=conformer.info["md_step"])
+            atoms.info.update(
+                molecule=molecule,
+                conformer_id=conformer_id,
+                split=splits[conformer_id],
+                temperature_K=conformer.info["temperature_K"],
+                md_step=conformer.info["md_step"],
+            )
             for fidelity, by_key in records.items():
                 record = by_key.get((molecule, conformer_id))
                 if record is None:
@@ -55,11 +60,18 @@ def metadata(job, frames: list[Atoms]) -> dict:
         "molecules": list(job.molecules),
         "held_out_molecules": job.held_out,
         "test_fraction": job.test_fraction,
-        "sampling": {**asdict(job.sampling), "temperatures_K": list(job.sampling.temperatures_K),
-                     "program": f"tblite {version('tblite')}, ASE {version('ase')} Langevin"},
+        "sampling": {
+            **asdict(job.sampling),
+            "temperatures_K": list(job.sampling.temperatures_K),
+            "program": f"tblite {version('tblite')}, ASE {version('ase')} Langevin",
+        },
         "fidelities": {
-            name: {"method": plan.labeller.method, "has_forces": plan.labeller.has_forces,
-                   "molecules": plan.molecules, "max_per_molecule": plan.max_per_molecule}
+            name: {
+                "method": plan.labeller.method,
+                "has_forces": plan.labeller.has_forces,
+                "molecules": plan.molecules,
+                "max_per_molecule": plan.max_per_molecule,
+            }
             for name, plan in job.fidelities.items()
         },
         "counts": count_labels(frames, list(job.fidelities)),

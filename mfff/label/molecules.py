@@ -24,8 +24,10 @@ class MoleculeSpec:
 def resolve_molecules(entries, key: str = "label.molecules") -> list[MoleculeSpec]:
     """Entries are ASE molecule names (`ase.collections.g2`) or {name, file} mappings."""
     if not entries:
-        raise LabelConfigError(f"{key} is empty; list at least one molecule (an ASE name like CH3OH, "
-                               "or {name: ..., file: path/to/start.xyz})")
+        raise LabelConfigError(
+            f"{key} is empty; list at least one molecule (an ASE name like CH3OH, "
+            "or {name: ..., file: path/to/start.xyz})"
+        )
     specs, seen = [], set()
     for index, entry in enumerate(entries):
         where = f"{key}[{index}]"

@@ -98,8 +98,9 @@ class LabelJob:
                 probe.write_text("")
                 probe.unlink()
             except OSError as err:
-                raise LabelConfigError(f"cannot write to {key}={directory} ({err.strerror}); "
-                                       "choose a writable directory") from err
+                raise LabelConfigError(
+                    f"cannot write to {key}={directory} ({err.strerror}); choose a writable directory"
+                ) from err
 
     # -------------------------------------------------------------------------------------- sampling
     def conformer_path(self, molecule: str, temperature_K: float) -> Path:
@@ -118,8 +119,13 @@ class LabelJob:
                     frames = sample_conformers(name, spec.atoms, temperature, self.sampling)
                     with atomic_open(path) as handle:
                         ase.io.write(handle, frames, format="extxyz")
-                    log.info("sampled %d conformers of %s at %g K (%.1f CPU s)", len(frames), name,
-                             temperature, time.process_time() - start)
+                    log.info(
+                        "sampled %d conformers of %s at %g K (%.1f CPU s)",
+                        len(frames),
+                        name,
+                        temperature,
+                        time.process_time() - start,
+                    )
 
     def conformers(self, molecule: str) -> list[Atoms]:
         """All conformers of a molecule in conformer-id order (temperatures in config order)."""
@@ -144,10 +150,12 @@ class LabelJob:
 
     def shards(self, fidelity: FidelityPlan, molecule: str) -> list[LabelShard]:
         ids = self.selection(molecule, fidelity)
-        chunks = [ids[i:i + self.shard_size] for i in range(0, len(ids), self.shard_size)]
+        chunks = [ids[i : i + self.shard_size] for i in range(0, len(ids), self.shard_size)]
         directory = self.work_dir / "labels" / fidelity.name / molecule
-        return [LabelShard(directory / f"{index:04d}.json", fidelity.name, molecule, fidelity.labeller.method, chunk)
-                for index, chunk in enumerate(chunks)]
+        return [
+            LabelShard(directory / f"{index:04d}.json", fidelity.name, molecule, fidelity.labeller.method, chunk)
+            for index, chunk in enumerate(chunks)
+        ]
 
     def label(self, fidelities: list[str] | None = None, retry_failed: bool = False) -> None:
         for name in fidelities or self.fidelities:
@@ -182,13 +190,19 @@ class LabelJob:
                 record.update(ok=False, reason=str(err))
             except Exception as err:  # a crash inside the QC code is a failed label, with its reason
                 record.update(ok=False, reason=f"{type(err).__name__}: {err}".strip())
-                log.debug("label %s/%s/%d crashed:\n%s", fidelity.name, shard.molecule, conformer_id,
-                          traceback.format_exc())
+                log.debug(
+                    "label %s/%s/%d crashed:\n%s", fidelity.name, shard.molecule, conformer_id, traceback.format_exc()
+                )
             record.update(cpu_s=time.process_time() - cpu, wall_s=time.perf_counter() - wall)
             shard.add(record)
             if not record["ok"]:
-                log.warning("%s label of %s conformer %d failed: %s", fidelity.name, shard.molecule,
-                            conformer_id, record["reason"])
+                log.warning(
+                    "%s label of %s conformer %d failed: %s",
+                    fidelity.name,
+                    shard.molecule,
+                    conformer_id,
+                    record["reason"],
+                )
         log.info("%s: %s shard %s done", fidelity.name, shard.molecule, shard.path.name)
 
     def records(self, fidelity: str) -> dict[tuple[str, int], dict]:

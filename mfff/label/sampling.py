@@ -40,8 +40,14 @@ def sample_conformers(name: str, start: Atoms, temperature_K: float, settings: S
     Stationary(atoms)
     with np.errstate(invalid="ignore", divide="ignore"):  # linear molecules have a zero moment of inertia
         ZeroRotation(atoms)
-    dyn = Langevin(atoms, timestep=settings.timestep_fs * units.fs, temperature_K=temperature_K,
-                   friction=settings.friction_per_fs / units.fs, fixcm=False, rng=rng)
+    dyn = Langevin(
+        atoms,
+        timestep=settings.timestep_fs * units.fs,
+        temperature_K=temperature_K,
+        friction=settings.friction_per_fs / units.fs,
+        fixcm=False,
+        rng=rng,
+    )
     frames: list[Atoms] = []
     try:
         dyn.run(settings.equilibration_steps)

@@ -30,8 +30,10 @@ def format_summary(summary: dict) -> str:
     header = f"{'fidelity':<10} {'done':>6} {'failed':>6} {'pending':>7} {'mean CPU s':>11} {'total CPU h':>11}  method"
     lines = [header, "-" * len(header)]
     for name, s in summary.items():
-        lines.append(f"{name:<10} {s['done']:>6} {s['failed']:>6} {s['pending']:>7} {s['mean_cpu_s']:>11.3f} "
-                     f"{s['total_cpu_s'] / 3600:>11.3f}  {s['method']}")
+        lines.append(
+            f"{name:<10} {s['done']:>6} {s['failed']:>6} {s['pending']:>7} {s['mean_cpu_s']:>11.3f} "
+            f"{s['total_cpu_s'] / 3600:>11.3f}  {s['method']}"
+        )
     for name, s in summary.items():
         for reason, n in s["failures"].items():
             lines.append(f"  {name}: {n} x {reason}")

@@ -32,8 +32,10 @@ class Potential(nn.Module):
         if self.known_elements.any() and not bool(self.known_elements[numbers].all()):
             unknown = sorted({int(z) for z in numbers[~self.known_elements[numbers]]})
             known = [chemical_symbols[z] for z in torch.nonzero(self.known_elements).flatten().tolist()]
-            raise DataError(f"element(s) {', '.join(chemical_symbols[z] for z in unknown)} never appeared in this "
-                            f"model's training data ({', '.join(known)}); it cannot predict them")
+            raise DataError(
+                f"element(s) {', '.join(chemical_symbols[z] for z in unknown)} never appeared in this "
+                f"model's training data ({', '.join(known)}); it cannot predict them"
+            )
 
     def head_index(self, fidelity: str) -> int:
         if fidelity not in self.heads:

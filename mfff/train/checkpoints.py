@@ -30,8 +30,11 @@ def check_compatible(checkpoint: dict, model_cfg: dict, fidelities: list[str], p
         raise DataError(f"{path} was not written by mfff-train (no model hyper-parameters inside)")
     theirs, ours = architecture(saved["model"]), architecture(model_cfg)
     if theirs != ours:
-        raise DataError(f"checkpoint {path} holds a different architecture:\n  checkpoint: {theirs}\n  config:     "
-                        f"{ours}\nuse the checkpoint's model/backbone and model/size, or another checkpoint")
+        raise DataError(
+            f"checkpoint {path} holds a different architecture:\n  checkpoint: {theirs}\n  config:     "
+            f"{ours}\nuse the checkpoint's model/backbone and model/size, or another checkpoint"
+        )
     if sorted(saved.get("fidelities", [])) != sorted(fidelities):
-        raise DataError(f"checkpoint {path} has heads {saved.get('fidelities')} but the config trains "
-                        f"{sorted(fidelities)}")
+        raise DataError(
+            f"checkpoint {path} has heads {saved.get('fidelities')} but the config trains {sorted(fidelities)}"
+        )

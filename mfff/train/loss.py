@@ -14,8 +14,13 @@ class MultiFidelityLoss(nn.Module):
         per_fidelity: {fidelity: {energy_weight: w, forces_weight: w}} overrides.
     """
 
-    def __init__(self, fidelities: list[str], energy_weight: float = 1.0, forces_weight: float = 10.0,
-                 per_fidelity: dict | None = None):
+    def __init__(
+        self,
+        fidelities: list[str],
+        energy_weight: float = 1.0,
+        forces_weight: float = 10.0,
+        per_fidelity: dict | None = None,
+    ):
         super().__init__()
         per_fidelity = dict(per_fidelity or {})
         unknown = sorted(set(per_fidelity) - set(fidelities))

@@ -10,8 +10,7 @@ from __future__ import annotations
 import torch
 from torchmetrics import Metric
 
-METRIC_NAMES = ("energy_mae", "energy_rmse", "energy_per_atom_mae", "energy_per_atom_rmse", "forces_mae",
-                "forces_rmse")
+METRIC_NAMES = ("energy_mae", "energy_rmse", "energy_per_atom_mae", "energy_per_atom_rmse", "forces_mae", "forces_rmse")
 
 
 class MaskedError(Metric):
@@ -56,8 +55,11 @@ class FidelityMetrics(torch.nn.Module):
     def compute(self) -> dict[str, float]:
         """Metrics that had labels this epoch (a fidelity without force labels reports no force errors)."""
         values = {}
-        for name, metric in (("energy", self.energy), ("energy_per_atom", self.energy_per_atom),
-                             ("forces", self.forces)):
+        for name, metric in (
+            ("energy", self.energy),
+            ("energy_per_atom", self.energy_per_atom),
+            ("forces", self.forces),
+        ):
             result = metric.compute()
             if result["count"] > 0:
                 values[f"{name}_mae"], values[f"{name}_rmse"] = float(result["mae"]), float(result["rmse"])

@@ -27,18 +27,27 @@ def _plain(cfg):
 
 class MultiFidelityModule(pl.LightningModule):
     """Args:
-        model: {backbone: {_target_...}, head: {_target_...}, dtype: float32|float64}.
-        fidelities: names of the heads, in any order (stored sorted).
-        loss: kwargs of `MultiFidelityLoss`.
-        optimizer: {_target_: torch.optim.AdamW, _partial_: true, lr: ...}.
-        scheduler: a `mfff.train.schedules` object config, or None.
+    model: {backbone: {_target_...}, head: {_target_...}, dtype: float32|float64}.
+    fidelities: names of the heads, in any order (stored sorted).
+    loss: kwargs of `MultiFidelityLoss`.
+    optimizer: {_target_: torch.optim.AdamW, _partial_: true, lr: ...}.
+    scheduler: a `mfff.train.schedules` object config, or None.
     """
 
-    def __init__(self, model, fidelities: list[str], loss=None, optimizer=None, scheduler=None,
-                 monitor: str = "val/loss"):
+    def __init__(
+        self, model, fidelities: list[str], loss=None, optimizer=None, scheduler=None, monitor: str = "val/loss"
+    ):
         super().__init__()
-        self.save_hyperparameters({"model": _plain(model), "fidelities": sorted(fidelities), "loss": _plain(loss),
-                                   "optimizer": _plain(optimizer), "scheduler": _plain(scheduler), "monitor": monitor})
+        self.save_hyperparameters(
+            {
+                "model": _plain(model),
+                "fidelities": sorted(fidelities),
+                "loss": _plain(loss),
+                "optimizer": _plain(optimizer),
+                "scheduler": _plain(scheduler),
+                "monitor": monitor,
+            }
+        )
         self.fidelities = sorted(fidelities)
         self.potential = build_potential(self.hparams.model, self.fidelities)
         self.dtype_name = self.hparams.model.get("dtype", "float32")
@@ -55,8 +64,10 @@ class MultiFidelityModule(pl.LightningModule):
         """Map the data module's fidelity indices onto this model's heads (by name)."""
         missing = [f for f in data_fidelities if f not in self.fidelities]
         if missing:
-            raise DataError(f"fidelity {missing[0]!r} in the data has no head in this model (heads: "
-                            f"{', '.join(self.fidelities)}); train a head for it or drop it from strategy.fidelities")
+            raise DataError(
+                f"fidelity {missing[0]!r} in the data has no head in this model (heads: "
+                f"{', '.join(self.fidelities)}); train a head for it or drop it from strategy.fidelities"
+            )
         self.data_to_head = torch.tensor([self.fidelities.index(f) for f in data_fidelities], device=self.device)
         self.stage_names = dict(enumerate(test_names or ["test"]))
         self._add_metrics(self.stage_names.values())
@@ -87,9 +98,16 @@ class MultiFidelityModule(pl.LightningModule):
         present = torch.unique(batch.fidelity).tolist()
         for index in present:
             self.metrics[f"{stage}__{self.fidelities[index]}"].update(batch, out, index)
-        self.log(f"{stage}/loss", losses["loss"].detach() if stage != "train" else losses["loss"],
-                 batch_size=batch.n_graphs, on_step=stage == "train", on_epoch=True, prog_bar=stage != "test",
-                 add_dataloader_idx=False, sync_dist=stage != "train")
+        self.log(
+            f"{stage}/loss",
+            losses["loss"].detach() if stage != "train" else losses["loss"],
+            batch_size=batch.n_graphs,
+            on_step=stage == "train",
+            on_epoch=True,
+            prog_bar=stage != "test",
+            add_dataloader_idx=False,
+            sync_dist=stage != "train",
+        )
         return losses["loss"]
 
     def training_step(self, batch, batch_idx):

@@ -49,17 +49,27 @@ def train(cfg: DictConfig, run_choices: dict | None = None) -> dict:
     strategy = hydra.utils.instantiate(cfg.strategy)
     data = build_data(cfg, strategy.fidelities)
     data.setup("fit")
-    module = MultiFidelityModule(model=cfg.model, fidelities=strategy.fidelities, loss=cfg.loss,
-                                 optimizer=cfg.optimizer, scheduler=cfg.get("scheduler"), monitor=cfg.monitor)
+    module = MultiFidelityModule(
+        model=cfg.model,
+        fidelities=strategy.fidelities,
+        loss=cfg.loss,
+        optimizer=cfg.optimizer,
+        scheduler=cfg.get("scheduler"),
+        monitor=cfg.monitor,
+    )
     module.bind_data(data.fidelities, data.test_names)
     stats = data.stats()
     module.init_from_data(stats)
     resume = cfg.get("resume_from")
     if resume:
-        check_compatible(read_checkpoint(resume), OmegaConf.to_container(cfg.model, resolve=True),
-                         strategy.fidelities, resume)
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=instantiate_dict(cfg.get("callbacks")),
-                                                  logger=instantiate_dict(cfg.get("logger")) or False)
+        check_compatible(
+            read_checkpoint(resume), OmegaConf.to_container(cfg.model, resolve=True), strategy.fidelities, resume
+        )
+    trainer: pl.Trainer = hydra.utils.instantiate(
+        cfg.trainer,
+        callbacks=instantiate_dict(cfg.get("callbacks")),
+        logger=instantiate_dict(cfg.get("logger")) or False,
+    )
     trainer.fit(module, datamodule=data, ckpt_path=resume or None)
     best = _best_checkpoint(trainer)
     val = trainer.validate(module, datamodule=data, ckpt_path=best, verbose=False)

@@ -35,5 +35,7 @@ class MultiHead(Strategy):
     def __init__(self, fidelities: list[str], name: str | None = None):
         super().__init__(fidelities, name)
         if len(self.fidelities) < 2:
-            raise DataError(f"strategy=multihead needs at least two fidelities, got {self.fidelities} "
-                            "(strategy.fidelities); use strategy=scratch for one")
+            raise DataError(
+                f"strategy=multihead needs at least two fidelities, got {self.fidelities} "
+                "(strategy.fidelities); use strategy=scratch for one"
+            )

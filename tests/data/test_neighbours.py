@@ -24,8 +24,9 @@ def test_all_backends_agree_on_molecules(cutoff):
     batch = torch.repeat_interleave(torch.arange(4), torch.tensor([len(m) for m in molecules]))
     results = {}
     for backend in ("torch", "torch_cluster", "vesin"):
-        edge_index, shifts = neighbour_list(positions, batch, cutoff, backend,
-                                            cell=torch.zeros(4, 3, 3), pbc=torch.zeros(4, 3, dtype=torch.bool))
+        edge_index, shifts = neighbour_list(
+            positions, batch, cutoff, backend, cell=torch.zeros(4, 3, 3), pbc=torch.zeros(4, 3, dtype=torch.bool)
+        )
         assert torch.all(shifts == 0)
         results[backend] = _edges(edge_index)
     assert results["torch"] == results["torch_cluster"] == results["vesin"]
@@ -43,9 +44,14 @@ def test_vesin_periodic_matches_ase():
     crystal = bulk("Si", "diamond", a=5.43).repeat((2, 1, 1))
     crystal.rattle(0.05, seed=0)
     cutoff = 4.0
-    edge_index, shifts = neighbour_list(torch.tensor(crystal.positions), torch.zeros(len(crystal), dtype=torch.long),
-                                        cutoff, "auto", cell=torch.tensor(crystal.cell[:])[None],
-                                        pbc=torch.ones(1, 3, dtype=torch.bool))
+    edge_index, shifts = neighbour_list(
+        torch.tensor(crystal.positions),
+        torch.zeros(len(crystal), dtype=torch.long),
+        cutoff,
+        "auto",
+        cell=torch.tensor(crystal.cell[:])[None],
+        pbc=torch.ones(1, 3, dtype=torch.bool),
+    )
     i, j, d_vec = ase_neighbor_list("ijD", crystal, cutoff)
     vectors = torch.tensor(crystal.positions)[edge_index[1]] - torch.tensor(crystal.positions)[edge_index[0]] + shifts
     ours = sorted(zip(edge_index[0].tolist(), edge_index[1].tolist(), np.round(vectors.numpy(), 6).tolist()))
@@ -57,8 +63,14 @@ def test_vesin_periodic_matches_ase():
 
 def test_molecule_only_backends_refuse_periodic_cells():
     with pytest.raises(DataError, match="data.neighbours=torch handles molecules only.*use data.neighbours=vesin"):
-        neighbour_list(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), 2.0, "torch",
-                       cell=torch.eye(3)[None] * 5, pbc=torch.ones(1, 3, dtype=torch.bool))
+        neighbour_list(
+            torch.zeros(2, 3),
+            torch.zeros(2, dtype=torch.long),
+            2.0,
+            "torch",
+            cell=torch.eye(3)[None] * 5,
+            pbc=torch.ones(1, 3, dtype=torch.bool),
+        )
 
 
 def test_unknown_backend():

@@ -28,8 +28,13 @@ def test_sgdml_npz_kcal_per_mol(tmp_path):
 
 def test_rmd17_npz_layout(tmp_path):
     path = tmp_path / "rmd17_ethanol.npz"
-    np.savez(path, nuclear_charges=np.array([8, 1]), coords=np.zeros((2, 2, 3)), energies=np.array([-10.0, -20.0]),
-             forces=np.zeros((2, 2, 3)))
+    np.savez(
+        path,
+        nuclear_charges=np.array([8, 1]),
+        coords=np.zeros((2, 2, 3)),
+        energies=np.array([-10.0, -20.0]),
+        forces=np.zeros((2, 2, 3)),
+    )
     structures = NpzReader(path).read()
     assert [s.energy for s in structures] == pytest.approx([-10 * KCAL_MOL_IN_EV, -20 * KCAL_MOL_IN_EV], rel=1e-6)
     assert structures[0].numbers.tolist() == [8, 1]
@@ -76,8 +81,9 @@ def test_extxyz_per_fidelity_keys_and_units(tmp_path):
             atoms.info["energy_cc"] = -76.3
         frames.append(atoms)
     ase.io.write(path, frames)
-    dft = ASEReader(path, energy_key="energy_dft", forces_key="forces_dft", energy_unit="Ha",
-                    forces_unit="Ha/Bohr").read()
+    dft = ASEReader(
+        path, energy_key="energy_dft", forces_key="forces_dft", energy_unit="Ha", forces_unit="Ha/Bohr"
+    ).read()
     assert dft[2].energy == pytest.approx(-78.4 * HARTREE_IN_EV, rel=1e-6)
     assert dft[0].forces[1, 2] == pytest.approx(0.5 * HARTREE_IN_EV / BOHR_IN_A, rel=1e-5)
     cc = ASEReader(path, energy_key="energy_cc", forces_key=None).read()

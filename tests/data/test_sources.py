@@ -71,10 +71,15 @@ def test_predefined_split_needs_tags(emt_extxyz):
 
 
 def test_datamodule_mixes_sources_and_masks_missing_forces(emt_extxyz):
-    energy_only = FidelitySource("cheap", ASEReader(emt_extxyz, energy_key="energy_emt", forces_key=None),
-                                 split="random", n_train=40)
-    dm = MultiFidelityDataModule({"emt": _source(emt_extxyz, split="random", n_train=40), "cheap": energy_only},
-                                 fidelities=["emt", "cheap"], batch_size=80, cutoff=4.0)
+    energy_only = FidelitySource(
+        "cheap", ASEReader(emt_extxyz, energy_key="energy_emt", forces_key=None), split="random", n_train=40
+    )
+    dm = MultiFidelityDataModule(
+        {"emt": _source(emt_extxyz, split="random", n_train=40), "cheap": energy_only},
+        fidelities=["emt", "cheap"],
+        batch_size=80,
+        cutoff=4.0,
+    )
     dm.setup()
     assert dm.fidelities == ["cheap", "emt"]
     batch = next(iter(dm.train_dataloader()))

@@ -5,8 +5,9 @@ from tests.helpers import compose_config
 
 
 def tiny_label_config(tmp_path, *overrides):
-    return compose_config("label", ["label=tiny", f"label.work_dir={tmp_path}/work",
-                                    f"label.dataset_dir={tmp_path}/dataset", *overrides])
+    return compose_config(
+        "label", ["label=tiny", f"label.work_dir={tmp_path}/work", f"label.dataset_dir={tmp_path}/dataset", *overrides]
+    )
 
 
 @pytest.fixture(scope="session")

@@ -43,8 +43,9 @@ def test_unknown_functional():
 def test_element_a_method_cannot_do(tmp_path):
     uranium = tmp_path / "uo2.xyz"
     Atoms("UO2", positions=[[0, 0, 0], [0, 0, 1.8], [0, 0, -1.8]]).write(uranium)
-    cfg = tiny_label_config(tmp_path, f"label.molecules=[{{name: UO2, file: {uranium}}}]",
-                            "label.splits.held_out_molecules=[]").label
+    cfg = tiny_label_config(
+        tmp_path, f"label.molecules=[{{name: UO2, file: {uranium}}}]", "label.splits.held_out_molecules=[]"
+    ).label
     with pytest.raises(LabelConfigError, match="cannot label element\\(s\\) U found in molecule UO2"):
         LabelJob(cfg)
     with pytest.raises(LabelConfigError, match="cannot label element\\(s\\) U"):
@@ -73,9 +74,17 @@ def test_unwritable_output_directory_via_cli(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")
     result = subprocess.run(
-        [sys.executable, "-m", "mfff.cli.label", "label=tiny", f"label.work_dir={blocker}/work",
-         f"label.dataset_dir={tmp_path}/ds"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "mfff.cli.label",
+            "label=tiny",
+            f"label.work_dir={blocker}/work",
+            f"label.dataset_dir={tmp_path}/ds",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert f"cannot write to label.work_dir={blocker}/work" in result.stderr

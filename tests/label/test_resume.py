@@ -21,8 +21,15 @@ HF_STO3G = [
 
 
 def _cli(tmp_path, name):
-    return [sys.executable, "-m", "mfff.cli.label", "label=tiny", f"label.work_dir={tmp_path}/{name}",
-            f"label.dataset_dir={tmp_path}/{name}/dataset", *HF_STO3G]
+    return [
+        sys.executable,
+        "-m",
+        "mfff.cli.label",
+        "label=tiny",
+        f"label.work_dir={tmp_path}/{name}",
+        f"label.dataset_dir={tmp_path}/{name}/dataset",
+        *HF_STO3G,
+    ]
 
 
 def _hf_records(work_dir):

@@ -23,7 +23,8 @@ def quick_overrides(tmp_path, fidelities=("gfn1", "gfn2"), n_train=48, epochs=3)
 
 
 def train_quick(tmp_path, *extra, fidelities=("gfn1", "gfn2"), n_train=48, epochs=3):
-    strategy = [] if any(e.startswith("strategy=") for e in extra) else [f"strategy.fidelities=[{','.join(fidelities)}]"]
+    chosen = any(e.startswith("strategy=") for e in extra)
+    strategy = [] if chosen else [f"strategy.fidelities=[{','.join(fidelities)}]"]
     cfg = compose_config("train", [*quick_overrides(tmp_path, fidelities, n_train, epochs), *strategy, *extra])
     train(cfg, {"model/backbone": cfg.model.backbone._target_.rsplit(".", 1)[-1].lower(), "model/size": "s"})
     return json.loads((tmp_path / "metrics.json").read_text())

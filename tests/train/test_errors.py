@@ -47,8 +47,13 @@ def test_element_never_seen_in_training():
 
 
 def test_fidelity_without_head():
-    module = MultiFidelityModule({"backbone": {"_target_": "mfff.model.backbones.SchNet", "n_features": 8},
-                                  "head": {"_target_": "mfff.model.heads.MLPHead"}}, ["gfn1", "gfn2"])
+    module = MultiFidelityModule(
+        {
+            "backbone": {"_target_": "mfff.model.backbones.SchNet", "n_features": 8},
+            "head": {"_target_": "mfff.model.heads.MLPHead"},
+        },
+        ["gfn1", "gfn2"],
+    )
     with pytest.raises(DataError, match="fidelity 'dft' in the data has no head in this model \\(heads: gfn1, gfn2\\)"):
         module.bind_data(["dft", "gfn2"])
     with pytest.raises(DataError, match="the model has no head for fidelity 'cc'; its heads are gfn1, gfn2"):
@@ -66,34 +71,64 @@ def test_missing_checkpoint(tmp_path):
 
 
 def test_cli_n_train_too_large_is_one_clear_line(tmp_path):
-    result = _cli("mfff.cli.train", [*quick_overrides(tmp_path, ("gfn2",)), "strategy=scratch", "data.fidelity=gfn2",
-                                     "data.sources.gfn2.n_train=100000", f"hydra.run.dir={tmp_path}"], tmp_path)
+    result = _cli(
+        "mfff.cli.train",
+        [
+            *quick_overrides(tmp_path, ("gfn2",)),
+            "strategy=scratch",
+            "data.fidelity=gfn2",
+            "data.sources.gfn2.n_train=100000",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        tmp_path,
+    )
     assert result.returncode == 2
     assert "mfff-train: error: data.sources.gfn2.n_train=100000 but only" in result.stderr
     assert "lower n_train or n_val" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_cli_unknown_reader(tmp_path):
-    result = _cli("mfff.cli.train", [*quick_overrides(tmp_path, ("gfn2",)), "strategy=scratch", "data.fidelity=gfn2",
-                                     "data.sources.gfn2.reader._target_=mfff.data.readers.NoSuchReader",
-                                     f"hydra.run.dir={tmp_path}"], tmp_path)
+    result = _cli(
+        "mfff.cli.train",
+        [
+            *quick_overrides(tmp_path, ("gfn2",)),
+            "strategy=scratch",
+            "data.fidelity=gfn2",
+            "data.sources.gfn2.reader._target_=mfff.data.readers.NoSuchReader",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        tmp_path,
+    )
     assert result.returncode != 0
     assert "Error locating target 'mfff.data.readers.NoSuchReader'" in result.stderr
 
 
 def test_cli_unknown_fidelity_for_scratch(tmp_path):
-    result = _cli("mfff.cli.train", [f"paths.output_dir={tmp_path}", "strategy=scratch", "data.fidelity=ccsdt",
-                                     f"hydra.run.dir={tmp_path}"], tmp_path)
+    result = _cli(
+        "mfff.cli.train",
+        [f"paths.output_dir={tmp_path}", "strategy=scratch", "data.fidelity=ccsdt", f"hydra.run.dir={tmp_path}"],
+        tmp_path,
+    )
     assert result.returncode == 2
-    assert "fidelity 'ccsdt' (strategy.fidelities) has no source in data.sources; available: cc, dft, gfn1, gfn2" \
+    assert (
+        "fidelity 'ccsdt' (strategy.fidelities) has no source in data.sources; available: cc, dft, gfn1, gfn2"
         in result.stderr
+    )
 
 
 def test_resume_from_a_checkpoint_of_another_backbone(multihead_run, tmp_path):
     _, metrics = multihead_run
-    result = _cli("mfff.cli.train", [*quick_overrides(tmp_path), "strategy.fidelities=[gfn1,gfn2]",
-                                     "model/backbone=schnet", f"resume_from={metrics['best_checkpoint']}",
-                                     f"hydra.run.dir={tmp_path}"], tmp_path)
+    result = _cli(
+        "mfff.cli.train",
+        [
+            *quick_overrides(tmp_path),
+            "strategy.fidelities=[gfn1,gfn2]",
+            "model/backbone=schnet",
+            f"resume_from={metrics['best_checkpoint']}",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        tmp_path,
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     assert "holds a different architecture" in result.stderr
     assert "mfff.model.backbones.PaiNN" in result.stderr and "mfff.model.backbones.SchNet" in result.stderr

@@ -41,8 +41,15 @@ def test_same_seed_same_metrics_other_seed_other_metrics(multihead_run, tmp_path
 
 
 def test_overrides_reach_the_run(tmp_path):
-    metrics = train_quick(tmp_path, "model/backbone=schnet", "strategy=scratch", "data.fidelity=gfn2",
-                          fidelities=("gfn2",), n_train=24, epochs=2)
+    metrics = train_quick(
+        tmp_path,
+        "model/backbone=schnet",
+        "strategy=scratch",
+        "data.fidelity=gfn2",
+        fidelities=("gfn2",),
+        n_train=24,
+        epochs=2,
+    )
     assert metrics["strategy"] == {"name": "scratch", "fidelities": ["gfn2"]}
     assert metrics["n_train"] == {"gfn2": 24} and metrics["epochs"] == 2
     assert set(metrics["metrics"]["test"]) == {"gfn2", "_all"}
@@ -57,9 +64,20 @@ def test_energy_only_fidelity_trains_on_energies(tmp_path):
 def test_mfff_eval_reproduces_the_test_metrics(multihead_run, tmp_path):
     run_dir, metrics = multihead_run
     result = subprocess.run(
-        [sys.executable, "-m", "mfff.cli.eval", f"ckpt={metrics['best_checkpoint']}", f"hydra.run.dir={tmp_path}",
-         "trainer.enable_progress_bar=false", "data.sources.gfn1.n_test=32", "data.sources.gfn2.n_test=32"],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "mfff.cli.eval",
+            f"ckpt={metrics['best_checkpoint']}",
+            f"hydra.run.dir={tmp_path}",
+            "trainer.enable_progress_bar=false",
+            "data.sources.gfn1.n_test=32",
+            "data.sources.gfn2.n_test=32",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "eval_metrics.json").read_text())

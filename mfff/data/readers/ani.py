@@ -20,8 +20,14 @@ class ANIReader(Reader):
     conformers with neither label are skipped.
     """
 
-    def __init__(self, path, energy_key: str = "wb97x_dz.energy", forces_key: str | None = "wb97x_dz.forces",
-                 energy_unit: str = "Ha", forces_unit: str = "Ha/Å"):
+    def __init__(
+        self,
+        path,
+        energy_key: str = "wb97x_dz.energy",
+        forces_key: str | None = "wb97x_dz.forces",
+        energy_unit: str = "Ha",
+        forces_unit: str = "Ha/Å",
+    ):
         self.path = Path(path)
         self.energy_key, self.forces_key = energy_key, forces_key
         self.e_factor = energy_factor(energy_unit, "reader.energy_unit")
@@ -37,8 +43,9 @@ class ANIReader(Reader):
                 if "coordinates" not in group or "atomic_numbers" not in group:
                     raise DataError(f"group {formula!r} in {path} lacks 'coordinates'/'atomic_numbers'")
                 energies = group[self.energy_key][()] * self.e_factor if self.energy_key in group else None
-                forces = (group[self.forces_key][()] * self.f_factor
-                          if self.forces_key and self.forces_key in group else None)
+                forces = (
+                    group[self.forces_key][()] * self.f_factor if self.forces_key and self.forces_key in group else None
+                )
                 seen_energy |= energies is not None
                 seen_forces |= forces is not None
                 coordinates, numbers = group["coordinates"][()], group["atomic_numbers"][()].astype(np.int64)
@@ -47,13 +54,22 @@ class ANIReader(Reader):
                     f = forces[i] if forces is not None else None
                     if not np.isfinite(energy) and (f is None or not np.isfinite(f).any()):
                         continue
-                    structures.append(Structure(numbers=numbers, positions=coordinates[i].astype(float),
-                                                energy=energy, forces=f, group=formula))
+                    structures.append(
+                        Structure(
+                            numbers=numbers,
+                            positions=coordinates[i].astype(float),
+                            energy=energy,
+                            forces=f,
+                            group=formula,
+                        )
+                    )
         if not seen_energy:
             raise DataError(f"energy property {self.energy_key!r} (reader.energy_key) is in no group of {path}")
         if self.forces_key and not seen_forces:
-            raise DataError(f"forces property {self.forces_key!r} (reader.forces_key) is in no group of {path}; "
-                            "set reader.forces_key=null for energy-only properties")
+            raise DataError(
+                f"forces property {self.forces_key!r} (reader.forces_key) is in no group of {path}; "
+                "set reader.forces_key=null for energy-only properties"
+            )
         check_positions(structures, path)
         return structures
 

@@ -58,10 +58,19 @@ class ASEReader(Reader):
         cost_key: info key with the CPU cost of each label, if recorded.
     """
 
-    def __init__(self, path, energy_key: str = "energy", forces_key: str | None = "forces",
-                 energy_unit: str = "eV", forces_unit: str = "eV/Å", length_unit: str = "Å",
-                 group_key: str | None = "molecule", split_key: str | None = "split", cost_key: str | None = None,
-                 index: str = ":"):
+    def __init__(
+        self,
+        path,
+        energy_key: str = "energy",
+        forces_key: str | None = "forces",
+        energy_unit: str = "eV",
+        forces_unit: str = "eV/Å",
+        length_unit: str = "Å",
+        group_key: str | None = "molecule",
+        split_key: str | None = "split",
+        cost_key: str | None = None,
+        index: str = ":",
+    ):
         self.path = Path(path)
         self.energy_key, self.forces_key = energy_key, forces_key
         self.e_factor = energy_factor(energy_unit, "reader.energy_unit")
@@ -79,26 +88,33 @@ class ASEReader(Reader):
             found_forces |= forces is not None
             if energy is None and forces is None:
                 continue  # this structure has no label of this fidelity
-            structures.append(Structure(
-                numbers=atoms.numbers.astype(np.int64),
-                positions=atoms.positions * self.l_factor,
-                energy=float("nan") if energy is None else float(energy) * self.e_factor,
-                forces=None if forces is None else np.asarray(forces, dtype=float) * self.f_factor,
-                cell=np.asarray(atoms.cell[:]) * self.l_factor,
-                pbc=np.asarray(atoms.pbc, dtype=bool),
-                group=str(atoms.info.get(self.group_key, atoms.get_chemical_formula())) if self.group_key
-                else atoms.get_chemical_formula(),
-                split=str(atoms.info.get(self.split_key, "")) if self.split_key else "",
-                cost=float(atoms.info.get(self.cost_key, float("nan"))) if self.cost_key else float("nan"),
-            ))
+            structures.append(
+                Structure(
+                    numbers=atoms.numbers.astype(np.int64),
+                    positions=atoms.positions * self.l_factor,
+                    energy=float("nan") if energy is None else float(energy) * self.e_factor,
+                    forces=None if forces is None else np.asarray(forces, dtype=float) * self.f_factor,
+                    cell=np.asarray(atoms.cell[:]) * self.l_factor,
+                    pbc=np.asarray(atoms.pbc, dtype=bool),
+                    group=str(atoms.info.get(self.group_key, atoms.get_chemical_formula()))
+                    if self.group_key
+                    else atoms.get_chemical_formula(),
+                    split=str(atoms.info.get(self.split_key, "")) if self.split_key else "",
+                    cost=float(atoms.info.get(self.cost_key, float("nan"))) if self.cost_key else float("nan"),
+                )
+            )
         if frames and not found_energy:
             keys = sorted({k for a in frames[:50] for k in a.info})
-            raise DataError(f"energy label key {self.energy_key!r} (reader.energy_key) was not found in {self.path}; "
-                            f"info keys there include: {', '.join(keys) or '(none)'}")
+            raise DataError(
+                f"energy label key {self.energy_key!r} (reader.energy_key) was not found in {self.path}; "
+                f"info keys there include: {', '.join(keys) or '(none)'}"
+            )
         if frames and self.forces_key and not found_forces:
             keys = sorted({k for a in frames[:50] for k in a.arrays} - {"numbers", "positions"})
-            raise DataError(f"forces label key {self.forces_key!r} (reader.forces_key) was not found in {self.path}; "
-                            f"per-atom arrays there: {', '.join(keys) or '(none)'}; set reader.forces_key=null "
-                            "for energy-only data")
+            raise DataError(
+                f"forces label key {self.forces_key!r} (reader.forces_key) was not found in {self.path}; "
+                f"per-atom arrays there: {', '.join(keys) or '(none)'}; set reader.forces_key=null "
+                "for energy-only data"
+            )
         check_positions(structures, self.path)
         return structures

@@ -13,9 +13,14 @@ class BuiltinReader(ASEReader):
     def __init__(self, fidelity: str, name: str = "builtin"):
         meta = builtin.metadata()
         if fidelity not in meta["fidelities"]:
-            raise DataError(f"the built-in dataset has no fidelity {fidelity!r}; it has "
-                            f"{', '.join(meta['fidelities'])} (data.sources.<name>.fidelity)")
+            raise DataError(
+                f"the built-in dataset has no fidelity {fidelity!r}; it has "
+                f"{', '.join(meta['fidelities'])} (data.sources.<name>.fidelity)"
+            )
         has_forces = meta["fidelities"][fidelity]["has_forces"]
-        super().__init__(builtin.path(name), energy_key=f"energy_{fidelity}",
-                         forces_key=f"forces_{fidelity}" if has_forces else None,
-                         cost_key=f"cost_{fidelity}")
+        super().__init__(
+            builtin.path(name),
+            energy_key=f"energy_{fidelity}",
+            forces_key=f"forces_{fidelity}" if has_forces else None,
+            cost_key=f"cost_{fidelity}",
+        )

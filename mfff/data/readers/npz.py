@@ -21,8 +21,7 @@ LAYOUTS = {
 class NpzReader(Reader):
     """Assumes kcal/mol and kcal/mol/Å (sGDML and rMD17 both use them) unless told otherwise; positions in Å."""
 
-    def __init__(self, path, energy_unit: str = "kcal/mol", forces_unit: str = "kcal/mol/Å",
-                 use_forces: bool = True):
+    def __init__(self, path, energy_unit: str = "kcal/mol", forces_unit: str = "kcal/mol/Å", use_forces: bool = True):
         self.path = Path(path)
         self.e_factor = energy_factor(energy_unit, "reader.energy_unit")
         self.f_factor = forces_factor(forces_unit, "reader.forces_unit")
@@ -43,11 +42,18 @@ class NpzReader(Reader):
             forces = np.asarray(data[f_key], dtype=float) * self.f_factor if self.use_forces and f_key in keys else None
             group = str(data["name"]) if "name" in keys else path.stem
         if positions.ndim != 3 or positions.shape[1:] != (len(numbers), 3) or len(energies) != len(positions):
-            raise DataError(f"{path}: array shapes disagree: {r_key}{positions.shape}, {z_key}{numbers.shape}, "
-                            f"{e_key}{energies.shape}")
+            raise DataError(
+                f"{path}: array shapes disagree: {r_key}{positions.shape}, {z_key}{numbers.shape}, "
+                f"{e_key}{energies.shape}"
+            )
         structures = [
-            Structure(numbers=numbers, positions=positions[i], energy=float(energies[i]),
-                      forces=None if forces is None else forces[i], group=group)
+            Structure(
+                numbers=numbers,
+                positions=positions[i],
+                energy=float(energies[i]),
+                forces=None if forces is None else forces[i],
+                group=group,
+            )
             for i in range(len(positions))
         ]
         check_positions(structures, path)

@@ -42,8 +42,15 @@ def _basis_covers(basis: str, atomic_number: int) -> bool:
 
 
 class _PySCFLabeller(Labeller):
-    def __init__(self, basis: str, charge: int = 0, spin: int = 0, conv_tol: float = 1e-10,
-                 max_cycle: int = 100, threads: int | None = None):
+    def __init__(
+        self,
+        basis: str,
+        charge: int = 0,
+        spin: int = 0,
+        conv_tol: float = 1e-10,
+        max_cycle: int = 100,
+        threads: int | None = None,
+    ):
         _pyscf()
         _check_basis(basis)
         self.basis, self.charge, self.spin = basis, charge, spin
@@ -58,8 +65,7 @@ class _PySCFLabeller(Labeller):
         if self.threads:
             lib.num_threads(int(self.threads))
         atoms = [(chemical_symbols[int(z)], tuple(map(float, p))) for z, p in zip(numbers, positions)]
-        return gto.M(atom=atoms, basis=self.basis, unit="Angstrom", charge=self.charge, spin=self.spin,
-                     verbose=0)
+        return gto.M(atom=atoms, basis=self.basis, unit="Angstrom", charge=self.charge, spin=self.spin, verbose=0)
 
     def _converged_scf(self, mf):
         mf.conv_tol, mf.max_cycle = self.conv_tol, self.max_cycle
@@ -82,8 +88,7 @@ class SCFLabeller(_PySCFLabeller):
 
     has_forces = True
 
-    def __init__(self, basis: str, xc: str | None = None, density_fit: bool = True, grid_level: int = 3,
-                 **kwargs):
+    def __init__(self, basis: str, xc: str | None = None, density_fit: bool = True, grid_level: int = 3, **kwargs):
         super().__init__(basis, **kwargs)
         self.xc = None if xc in (None, "", "hf", "HF") else xc
         if self.xc is not None:

@@ -22,8 +22,15 @@ class XTBLabeller(Labeller):
 
     has_forces = True
 
-    def __init__(self, method: str = "GFN2-xTB", charge: int = 0, uhf: int = 0, accuracy: float = 1.0,
-                 max_iterations: int = 250, electronic_temperature_K: float = 300.0):
+    def __init__(
+        self,
+        method: str = "GFN2-xTB",
+        charge: int = 0,
+        uhf: int = 0,
+        accuracy: float = 1.0,
+        max_iterations: int = 250,
+        electronic_temperature_K: float = 300.0,
+    ):
         if method not in XTB_METHODS:
             raise LabelConfigError(
                 f"unknown xTB method {method!r} (labeller.method); choose one of {', '.join(XTB_METHODS)}"
@@ -49,8 +56,13 @@ class XTBLabeller(Labeller):
     def compute(self, numbers: np.ndarray, positions: np.ndarray) -> Label:
         from tblite.interface import Calculator
 
-        calc = Calculator(self.xtb_method, np.asarray(numbers), np.asarray(positions) / Bohr,
-                          charge=float(self.charge), uhf=int(self.uhf))
+        calc = Calculator(
+            self.xtb_method,
+            np.asarray(numbers),
+            np.asarray(positions) / Bohr,
+            charge=float(self.charge),
+            uhf=int(self.uhf),
+        )
         calc.set("verbosity", 0)
         calc.set("accuracy", float(self.accuracy))
         calc.set("max-iter", int(self.max_iterations))

@@ -35,7 +35,9 @@ class PaiNNUpdate(nn.Module):
         self.n = n_features
         self.u = nn.Linear(n_features, n_features, bias=False)
         self.w = nn.Linear(n_features, n_features, bias=False)
-        self.mlp = nn.Sequential(nn.Linear(2 * n_features, n_features), nn.SiLU(), nn.Linear(n_features, 3 * n_features))
+        self.mlp = nn.Sequential(
+            nn.Linear(2 * n_features, n_features), nn.SiLU(), nn.Linear(n_features, 3 * n_features)
+        )
 
     def forward(self, s, v):
         uv, wv = self.u(v), self.w(v)

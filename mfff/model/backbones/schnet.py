@@ -21,9 +21,13 @@ class ShiftedSoftplus(nn.Module):
 class SchNetInteraction(nn.Module):
     def __init__(self, n_features: int, n_basis: int):
         super().__init__()
-        self.filter = nn.Sequential(nn.Linear(n_basis, n_features), ShiftedSoftplus(), nn.Linear(n_features, n_features))
+        self.filter = nn.Sequential(
+            nn.Linear(n_basis, n_features), ShiftedSoftplus(), nn.Linear(n_features, n_features)
+        )
         self.into = nn.Linear(n_features, n_features, bias=False)
-        self.out = nn.Sequential(nn.Linear(n_features, n_features), ShiftedSoftplus(), nn.Linear(n_features, n_features))
+        self.out = nn.Sequential(
+            nn.Linear(n_features, n_features), ShiftedSoftplus(), nn.Linear(n_features, n_features)
+        )
 
     def forward(self, h, edge_index, rbf, envelope):
         receiver, sender = edge_index

@@ -1,0 +1,93 @@
+"""The console scripts as a user runs them: multirun sweeps, wandb offline files, the packaged configs."""
+
+import json
+import subprocess
+import sys
+import zipfile
+
+from tests.train.conftest import quick_overrides
+
+
+def _run(args, cwd, env=None):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=900, cwd=cwd, env=env)
+
+
+def test_tiny_multirun_writes_one_run_dir_per_job(tmp_path):
+    overrides = [o for o in quick_overrides(tmp_path, ("gfn2",), n_train=16, epochs=1) if "output_dir" not in o]
+    result = _run(
+        [
+            "-m",
+            "mfff.cli.train",
+            "-m",
+            "seed=0,1",
+            "strategy=scratch",
+            "data.fidelity=gfn2",
+            *overrides,
+            f"hydra.sweep.dir={tmp_path}/sweep",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = sorted((tmp_path / "sweep").glob("*/metrics.json"))
+    assert len(runs) == 2
+    seeds = [json.loads(p.read_text())["seed"] for p in runs]
+    assert seeds == [0, 1]
+    recorded = [json.loads(p.read_text())["overrides"] for p in runs]
+    assert "seed=0" in recorded[0] and "seed=1" in recorded[1]
+    assert not (tmp_path / "outputs").exists()  # the sweep dir holds everything; no chdir, no stray dirs
+
+
+def test_wandb_logger_writes_real_offline_run_files(tmp_path):
+    env = {k: v for k, v in __import__("os").environ.items() if k != "WANDB_API_KEY"}
+    env.update(WANDB_MODE="offline", WANDB_SILENT="true", HOME=str(tmp_path))
+    result = _run(
+        [
+            "-m",
+            "mfff.cli.train",
+            "strategy=scratch",
+            "data.fidelity=gfn2",
+            "logger=wandb",
+            *quick_overrides(tmp_path, ("gfn2",), n_train=16, epochs=2),
+            f"hydra.run.dir={tmp_path}",
+        ],
+        tmp_path,
+        env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    files = list(runs[0].glob("run-*.wandb"))
+    assert len(files) == 1 and files[0].stat().st_size > 1000
+    config = (runs[0] / "files" / "config.yaml").read_text() if (runs[0] / "files" / "config.yaml").exists() else ""
+    assert (tmp_path / "metrics.json").is_file() and (tmp_path / "csv" / "metrics.csv").is_file()
+    assert config == "" or "wandb" in config
+
+
+def test_wheel_ships_configs_and_dataset_and_runs_from_elsewhere(tmp_path):
+    repo = __import__("pathlib").Path(__file__).resolve().parents[1]
+    built = _run(["-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(repo)], tmp_path)
+    assert built.returncode == 0, built.stderr[-3000:]
+    (wheel,) = (tmp_path / "dist").glob("mfff-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {
+        "mfff/conf/train.yaml",
+        "mfff/conf/label/builtin.yaml",
+        "mfff/data/builtin/builtin.extxyz.gz",
+        "mfff/data/builtin/metadata.json",
+        "mfff/data/builtin/README.md",
+    } <= names
+    target = tmp_path / "site"
+    installed = _run(["-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], tmp_path)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**__import__("os").environ, "PYTHONPATH": str(target)}
+    probe = _run(
+        ["-c", "import mfff.config, mfff.data.builtin as b; print(mfff.config.conf_dir()); print(b.path())"],
+        elsewhere,
+        env,
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert all(line.startswith(str(target)) for line in probe.stdout.split())
+    job = _run(["-m", "mfff.cli.train", "--cfg", "job", "strategy=scratch"], elsewhere, env)
+    assert job.returncode == 0 and "mfff.train.strategies.Scratch" in job.stdout, job.stderr[-2000:]
