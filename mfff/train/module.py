@@ -125,7 +125,8 @@ class MultiFidelityModule(pl.LightningModule):
             if stage not in stages:
                 continue
             for name, value in metrics.compute().items():
-                self.log(f"{stage}/{fidelity}/{name}", value, add_dataloader_idx=False, sync_dist=False)
+                # compute() already reduced the metric states over ranks; sync_dist only averages equal values
+                self.log(f"{stage}/{fidelity}/{name}", value, add_dataloader_idx=False, sync_dist=True)
             metrics.reset()
 
     def on_train_epoch_end(self):

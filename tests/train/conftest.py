@@ -7,7 +7,6 @@ from tests.helpers import compose_config
 
 QUICK = [
     "trainer.enable_progress_bar=false",
-    "~callbacks.progress_bar",
     "trainer.log_every_n_steps=1",
     "data.batch_size=8",
     "model/size=s",
