@@ -86,3 +86,16 @@ def test_mfff_eval_reproduces_the_test_metrics(multihead_run, tmp_path):
         for fidelity in ("gfn1", "gfn2"):
             for name, value in metrics["metrics"][stage][fidelity].items():
                 assert math.isclose(report["metrics"][stage][fidelity][name], value, rel_tol=1e-5), (stage, name)
+
+
+def test_ema_and_plateau_schedule(tmp_path):
+    import torch
+
+    metrics = train_quick(tmp_path, "callbacks=default_ema", "scheduler=plateau", "strategy=scratch",
+                          "data.fidelity=gfn2", fidelities=("gfn2",), n_train=32, epochs=2)
+    assert math.isfinite(metrics["metrics"]["test"]["gfn2"]["forces_mae"])
+    checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
+    averaged, current = checkpoint["state_dict"], checkpoint["current_model_state"]
+    key = "potential.backbone.embedding.weight"
+    assert not torch.equal(averaged[key], current[key])  # the checkpoint holds the EMA weights, not the raw ones
+    assert checkpoint["lr_schedulers"][0]["patience"] == 5
