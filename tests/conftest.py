@@ -30,3 +30,12 @@ def emt_extxyz(tmp_path_factory):
             frames.append(atoms)
     ase.io.write(path, frames)
     return path
+
+
+@pytest.fixture(scope="session")
+def multihead_run(tmp_path_factory):
+    """A short multi-head training on the built-in gfn1 + gfn2 data, shared by read-only tests."""
+    from tests.train.conftest import train_quick
+
+    tmp = tmp_path_factory.mktemp("multihead")
+    return tmp, train_quick(tmp, epochs=4)

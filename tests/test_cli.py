@@ -96,14 +96,33 @@ def test_wheel_ships_configs_and_dataset_and_runs_from_elsewhere(tmp_path):
 def test_ddp_with_two_real_processes_matches_single_process_evaluation(tmp_path):
     """Metrics reduced over two DDP ranks equal a one-process evaluation of the same checkpoint."""
     run = tmp_path / "ddp"
-    result = _run(["-m", "mfff.cli.train", "trainer=ddp", "trainer.accelerator=cpu", "strategy=scratch",
-                   "data.fidelity=gfn2", *quick_overrides(run, ("gfn2",), n_train=32, epochs=1),
-                   f"hydra.run.dir={run}"], tmp_path)
+    result = _run(
+        [
+            "-m",
+            "mfff.cli.train",
+            "trainer=ddp",
+            "trainer.accelerator=cpu",
+            "strategy=scratch",
+            "data.fidelity=gfn2",
+            *quick_overrides(run, ("gfn2",), n_train=32, epochs=1),
+            f"hydra.run.dir={run}",
+        ],
+        tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "MEMBER: 2/2" in result.stderr + result.stdout
     metrics = json.loads((run / "metrics.json").read_text())
-    evaluation = _run(["-m", "mfff.cli.eval", f"ckpt={metrics['best_checkpoint']}", f"hydra.run.dir={tmp_path}/eval",
-                       "trainer.enable_progress_bar=false", "data.sources.gfn2.n_test=32"], tmp_path)
+    evaluation = _run(
+        [
+            "-m",
+            "mfff.cli.eval",
+            f"ckpt={metrics['best_checkpoint']}",
+            f"hydra.run.dir={tmp_path}/eval",
+            "trainer.enable_progress_bar=false",
+            "data.sources.gfn2.n_test=32",
+        ],
+        tmp_path,
+    )
     assert evaluation.returncode == 0, evaluation.stderr[-3000:]
     report = json.loads((tmp_path / "eval" / "eval_metrics.json").read_text())
     for stage in ("test", "test_mol"):

@@ -1,7 +1,5 @@
 import json
 
-import pytest
-
 from mfff.train.run import train
 from tests.helpers import compose_config
 
@@ -27,9 +25,3 @@ def train_quick(tmp_path, *extra, fidelities=("gfn1", "gfn2"), n_train=48, epoch
     cfg = compose_config("train", [*quick_overrides(tmp_path, fidelities, n_train, epochs), *strategy, *extra])
     train(cfg, {"model/backbone": cfg.model.backbone._target_.rsplit(".", 1)[-1].lower(), "model/size": "s"})
     return json.loads((tmp_path / "metrics.json").read_text())
-
-
-@pytest.fixture(scope="session")
-def multihead_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("multihead")
-    return tmp, train_quick(tmp, epochs=4)

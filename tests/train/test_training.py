@@ -91,8 +91,16 @@ def test_mfff_eval_reproduces_the_test_metrics(multihead_run, tmp_path):
 def test_ema_and_plateau_schedule(tmp_path):
     import torch
 
-    metrics = train_quick(tmp_path, "callbacks=default_ema", "scheduler=plateau", "strategy=scratch",
-                          "data.fidelity=gfn2", fidelities=("gfn2",), n_train=32, epochs=2)
+    metrics = train_quick(
+        tmp_path,
+        "callbacks=default_ema",
+        "scheduler=plateau",
+        "strategy=scratch",
+        "data.fidelity=gfn2",
+        fidelities=("gfn2",),
+        n_train=32,
+        epochs=2,
+    )
     assert math.isfinite(metrics["metrics"]["test"]["gfn2"]["forces_mae"])
     checkpoint = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
     averaged, current = checkpoint["state_dict"], checkpoint["current_model_state"]

@@ -1,0 +1,47 @@
+"""An ASE calculator for a trained mfff checkpoint; the head you choose is the fidelity you get."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from ase.calculators.calculator import Calculator, all_changes
+
+from mfff.data.batch import Collater
+from mfff.data.structure import Structure
+
+
+class MFFFCalculator(Calculator):
+    """Energy (eV) and forces (eV/Å) of one fidelity's head, e.g. `MFFFCalculator("best.ckpt", fidelity="dft")`."""
+
+    implemented_properties = ["energy", "free_energy", "forces"]
+
+    def __init__(self, checkpoint, fidelity: str, device: str = "cpu", neighbours: str = "auto", **kwargs):
+        super().__init__(**kwargs)
+        from mfff.train.module import MultiFidelityModule
+
+        module = MultiFidelityModule.load_from_checkpoint(checkpoint, map_location=device)
+        self.potential = module.potential.eval()
+        self.potential.head_index(fidelity)  # fails early, naming the heads there are
+        self.fidelity, self.device = fidelity, device
+        self.collate = Collater(self.potential.backbone.cutoff, neighbours, dtype=module.dtype_name)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        structure = Structure(
+            numbers=self.atoms.numbers.astype(np.int64),
+            positions=self.atoms.positions.copy(),
+            cell=np.asarray(self.atoms.cell[:]),
+            pbc=np.asarray(self.atoms.pbc, dtype=bool),
+        )
+        batch = self.collate([(structure, 0)]).to(self.device)
+        out = self.potential(batch, compute_forces=True, head=self.fidelity)
+        energy = float(out["pred_energy"].detach().cpu()[0])
+        self.results = {
+            "energy": energy,
+            "free_energy": energy,
+            "forces": out["pred_forces"].detach().cpu().numpy().astype(np.float64),
+        }
+
+    @torch.no_grad()
+    def heads(self) -> list[str]:
+        return self.potential.fidelities
