@@ -45,14 +45,34 @@ def test_overrides_reach_the_run(tmp_path):
         tmp_path,
         "model/backbone=schnet",
         "strategy=scratch",
-        "data.fidelity=gfn2",
-        fidelities=("gfn2",),
-        n_train=24,
+        "data.fidelity=dft",
+        "seed=1",
+        fidelities=("dft",),
+        n_train=100,
         epochs=2,
     )
-    assert metrics["strategy"] == {"name": "scratch", "fidelities": ["gfn2"]}
-    assert metrics["n_train"] == {"gfn2": 24} and metrics["epochs"] == 2
-    assert set(metrics["metrics"]["test"]) == {"gfn2", "_all"}
+    assert metrics["strategy"] == {"name": "scratch", "fidelities": ["dft"]}
+    assert metrics["n_train"] == {"dft": 100} and metrics["epochs"] == 2 and metrics["seed"] == 1
+    assert metrics["backbone"] == "schnet"
+    assert set(metrics["metrics"]["test"]) == {"dft", "_all"}
+    assert metrics["label_cost_cpu_s"]["dft"] > 100 * 0.5  # DFT labels cost seconds each
+
+
+def test_float64_on_request(tmp_path):
+    import torch
+
+    metrics = train_quick(
+        tmp_path,
+        "model.dtype=float64",
+        "strategy=scratch",
+        "data.fidelity=gfn2",
+        fidelities=("gfn2",),
+        n_train=16,
+        epochs=1,
+    )
+    state = torch.load(metrics["best_checkpoint"], weights_only=False)["state_dict"]
+    assert state["potential.backbone.embedding.weight"].dtype == torch.float64
+    assert math.isfinite(metrics["metrics"]["test"]["gfn2"]["forces_mae"])
 
 
 def test_energy_only_fidelity_trains_on_energies(tmp_path):
