@@ -54,8 +54,8 @@ Molecules labelled per fidelity:
 
 ## Conformer sampling
 Langevin MD ({sampling["program"]}) with {sampling["method"]} from ASE's built-in geometries, at
-{", ".join(f"{t:g}" for t in sampling["temperatures_K"])} K: time step {sampling["timestep_fs"]} fs, friction
-{sampling["friction_per_fs"]} /fs, {sampling["equilibration_steps"]} equilibration steps, then every
+{", ".join(f"{t:g}" for t in sampling["temperatures_K"])} K: time step {sampling["timestep_fs"]} fs, friction \
+{sampling["friction_per_fs"]} /fs, {sampling["equilibration_steps"]} equilibration steps, then every \
 {sampling["stride"]}-th step kept, {sampling["frames_per_temperature"]} frames per temperature and molecule.
 Seed {meta["seed"]}. {len(meta["molecules"])} molecules: {", ".join(meta["molecules"])}.
 
@@ -72,10 +72,13 @@ A fidelity's test set is the conformers of that split that carry its label.
 ## Cost per label (CPU seconds, measured with `time.process_time` on the machine that labelled)
 {_table(cost_rows, ["fidelity", "labels run", "mean CPU s", "total CPU h"])}
 
+Run the labelling with `OMP_NUM_THREADS=1` (or as many threads as free cores): with more OpenMP threads than
+free cores, tblite and PySCF spin-wait and their CPU seconds inflate many times over.
+
 ## Regenerate
 From the repository root (resumes where it stopped; a rerun skips finished labels):
 
-    mfff-label label={meta["name"]}
+    OMP_NUM_THREADS=1 mfff-label label={meta["name"]}
 
 `mfff-label label={meta["name"]} summary=true` prints progress, failures and cost per method.
 """
