@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import sys
 
 import hydra
 from omegaconf import DictConfig
 
+from mfff.cli.errors import user_errors
 from mfff.config import conf_dir
 from mfff.label.errors import LabelConfigError
 
@@ -18,14 +18,11 @@ def run(cfg: DictConfig) -> None:
     from mfff.label.pipeline import LabelJob
     from mfff.label.summary import format_summary, summarize
 
-    try:
+    with user_errors("mfff-label", LabelConfigError):
         job = LabelJob(cfg.label)
         if not cfg.summary:
             job.run(stages=list(cfg.stages), retry_failed=bool(cfg.retry_failed))
         print(format_summary(summarize(job)))
-    except LabelConfigError as err:
-        print(f"mfff-label: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="label")
