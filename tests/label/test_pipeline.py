@@ -122,3 +122,22 @@ def test_shard_from_another_method_is_refused(tmp_path):
     (tmp_path / "0000.json").write_text('{"records": [')
     with pytest.raises(LabelConfigError, match="0000.json is unreadable"):
         LabelShard(tmp_path / "0000.json", "gfn2", "H2CO", "GFN2-xTB (x)", [3, 1])
+
+
+def test_starting_geometry_from_a_file(tmp_path):
+    from ase.build import molecule
+
+    start = molecule("CH3OH")
+    start.positions += 0.01
+    start.write(tmp_path / "methanol.xyz")
+    cfg = tiny_label_config(
+        tmp_path,
+        f"label.molecules=[{{name: MeOH, file: {tmp_path}/methanol.xyz}}]",
+        "label.splits.held_out_molecules=[]",
+        "label.sampling.frames_per_temperature=2",
+    )
+    job = LabelJob(cfg.label)
+    np.testing.assert_allclose(job.molecules["MeOH"].atoms.positions, start.positions, atol=1e-8)
+    job.sample()
+    frames = job.conformers("MeOH")
+    assert len(frames) == 2 and frames[0].get_chemical_formula() == start.get_chemical_formula()
