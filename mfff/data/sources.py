@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import numpy as np
 import pytorch_lightning as pl
@@ -117,7 +118,7 @@ class FidelitySource(pl.LightningDataModule):
                 f"{len(groups)}; use split=random"
             )
         order = [groups[i] for i in stream(self.seed, "groups").permutation(len(groups))]
-        sizes = {g: sum(s.group == g for s in structures) for g in groups}
+        sizes = Counter(s.group for s in structures)
         held, count = set(), 0
         for g in order:  # the same seed holds out the same molecules in every fidelity
             if count >= self.test_fraction * len(structures) or len(held) == len(groups) - 1:

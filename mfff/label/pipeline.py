@@ -163,18 +163,17 @@ class LabelJob:
             for molecule in fidelity.molecules:
                 frames = None
                 for shard in self.shards(fidelity, molecule):
-                    if retry_failed:
-                        shard.drop_failures()
-                    if not shard.pending:
+                    if not shard.pending and not (retry_failed and shard.failed):
                         continue
                     with try_lock(shard.path.with_suffix(".lock")) as mine:
                         if not mine:
                             continue
-                        shard = LabelShard(shard.path, shard.fidelity, molecule, shard.method, shard.conformer_ids)
+                        shard.reload()
                         if retry_failed:
                             shard.drop_failures()
-                        frames = frames or self.conformers(molecule)
-                        self._label_shard(fidelity, shard, frames)
+                        if shard.pending:
+                            frames = frames or self.conformers(molecule)
+                            self._label_shard(fidelity, shard, frames)
 
     def _label_shard(self, fidelity: FidelityPlan, shard: LabelShard, frames: list[Atoms]) -> None:
         for conformer_id in shard.pending:

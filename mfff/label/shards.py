@@ -46,8 +46,12 @@ class LabelShard:
     def __init__(self, path: Path, fidelity: str, molecule: str, method: str, conformer_ids: list[int]):
         self.path, self.fidelity, self.molecule = path, fidelity, molecule
         self.method, self.conformer_ids = method, list(conformer_ids)
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the records on disk (another worker may have added some since)."""
         self.records: dict[int, dict] = {}
-        if path.exists():
+        if self.path.exists():
             self._load()
 
     def _load(self) -> None:
@@ -74,6 +78,10 @@ class LabelShard:
     def add(self, record: dict) -> None:
         self.records[int(record["conformer_id"])] = record
         self.save()
+
+    @property
+    def failed(self) -> list[int]:
+        return [i for i, r in self.records.items() if not r["ok"]]
 
     def drop_failures(self) -> None:
         self.records = {i: r for i, r in self.records.items() if r["ok"]}

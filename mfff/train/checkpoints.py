@@ -10,13 +10,17 @@ from mfff.data.errors import DataError
 
 
 def read_checkpoint(path) -> dict:
+    """Load a checkpoint written by mfff-train, or fail naming the path and what is wrong with it."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"checkpoint {path} does not exist; give the path to a .ckpt file written by mfff-train")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises various types for non-checkpoints
         raise DataError(f"{path} is not a readable PyTorch checkpoint: {err}") from err
+    if "model" not in checkpoint.get("hyper_parameters", {}):
+        raise DataError(f"{path} was not written by mfff-train (no model hyper-parameters inside)")
+    return checkpoint
 
 
 def architecture(model_cfg: dict) -> dict:
@@ -25,9 +29,7 @@ def architecture(model_cfg: dict) -> dict:
 
 
 def check_compatible(checkpoint: dict, model_cfg: dict, fidelities: list[str], path) -> None:
-    saved = checkpoint.get("hyper_parameters", {})
-    if "model" not in saved:
-        raise DataError(f"{path} was not written by mfff-train (no model hyper-parameters inside)")
+    saved = checkpoint["hyper_parameters"]
     theirs, ours = architecture(saved["model"]), architecture(model_cfg)
     if theirs != ours:
         raise DataError(

@@ -11,15 +11,13 @@ from omegaconf import DictConfig
 from mfff.data.errors import DataError
 from mfff.train.checkpoints import read_checkpoint
 from mfff.train.module import MultiFidelityModule
-from mfff.train.run import _finite, nest_metrics
+from mfff.train.run import finite_metrics, nest_metrics
 from mfff.utils.atomic import atomic_write_text
 
 
 def evaluate(cfg: DictConfig) -> dict:
     path = Path(cfg.ckpt)
-    checkpoint = read_checkpoint(path)
-    if "model" not in checkpoint.get("hyper_parameters", {}):
-        raise DataError(f"{path} was not written by mfff-train (no model hyper-parameters inside)")
+    read_checkpoint(path)  # a clear error for a missing or foreign file before Lightning tries
     module = MultiFidelityModule.load_from_checkpoint(path, map_location="cpu")
     fidelities = [f for f in cfg.data.sources if f in module.fidelities]
     if not fidelities:
@@ -35,7 +33,7 @@ def evaluate(cfg: DictConfig) -> dict:
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=[])
     flat = {}
     for result in trainer.test(module, datamodule=data, verbose=False):
-        flat.update(_finite(result))
+        flat.update(finite_metrics(result))
     report = {
         "checkpoint": str(path),
         "fidelities": data.fidelities,

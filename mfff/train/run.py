@@ -24,10 +24,10 @@ def instantiate_dict(node) -> list:
 
 
 def build_data(cfg: DictConfig, fidelities: list[str]):
-    return hydra.utils.instantiate(cfg.data, fidelities=fidelities, _recursive_=True)
+    return hydra.utils.instantiate(cfg.data, fidelities=fidelities)
 
 
-def _finite(metrics: dict) -> dict:
+def finite_metrics(metrics: dict) -> dict:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(float(v))}
 
 
@@ -47,6 +47,11 @@ def train(cfg: DictConfig, run_choices: dict | None = None) -> dict:
     pl.seed_everything(int(cfg.seed), workers=True)
     output_dir = Path(cfg.paths.output_dir)
     strategy = hydra.utils.instantiate(cfg.strategy)
+    resume = cfg.get("resume_from")
+    if resume:  # refuse an incompatible checkpoint before spending time on the data
+        check_compatible(
+            read_checkpoint(resume), OmegaConf.to_container(cfg.model, resolve=True), strategy.fidelities, resume
+        )
     data = build_data(cfg, strategy.fidelities)
     data.setup("fit")
     module = MultiFidelityModule(
@@ -60,11 +65,6 @@ def train(cfg: DictConfig, run_choices: dict | None = None) -> dict:
     module.bind_data(data.fidelities, data.test_names)
     stats = data.stats()
     module.init_from_data(stats)
-    resume = cfg.get("resume_from")
-    if resume:
-        check_compatible(
-            read_checkpoint(resume), OmegaConf.to_container(cfg.model, resolve=True), strategy.fidelities, resume
-        )
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer,
         callbacks=instantiate_dict(cfg.get("callbacks")),
@@ -76,7 +76,7 @@ def train(cfg: DictConfig, run_choices: dict | None = None) -> dict:
     test = trainer.test(module, datamodule=data, ckpt_path=best, verbose=False)
     flat = {}
     for result in [*val, *test]:
-        flat.update(_finite(result))
+        flat.update(finite_metrics(result))
     choices = run_choices or {}
     metrics = {
         "strategy": strategy.describe(),
