@@ -8,7 +8,7 @@ import torch
 
 from mfff.config import conf_dir
 from mfff.train.module import build_potential
-from mfff.train.run import instantiate_dict
+from mfff.train.stage import instantiate_dict
 from tests.helpers import compose_config
 
 CONF = conf_dir()
@@ -39,13 +39,22 @@ def test_size_presets_grow():
     assert counts[0] < counts[1] < counts[2]
 
 
+EXPECTED_FIDELITIES = {
+    "scratch": ["dft"],
+    "finetune": ["dft"],
+    "pretrain": ["gfn2"],
+    "pretrain_finetune": ["dft", "gfn2"],
+    "multihead": ["cc", "dft", "gfn1", "gfn2"],
+}
+
+
 @pytest.mark.parametrize("strategy", options("strategy"))
 def test_every_strategy_instantiates(strategy):
-    cfg = compose_config("train", [*BASE, f"strategy={strategy}"])
-    instance = hydra.utils.instantiate(cfg.strategy)
+    extra = ["strategy.from=/some/run"] if strategy == "finetune" else []
+    cfg = compose_config("train", [*BASE, f"strategy={strategy}", *extra])
+    instance = hydra.utils.instantiate(cfg.strategy, _convert_="all")
     assert instance.name == strategy
-    expected = ["dft"] if strategy == "scratch" else ["cc", "dft", "gfn1", "gfn2"]
-    assert instance.fidelities == expected
+    assert instance.fidelities == EXPECTED_FIDELITIES[strategy]
 
 
 @pytest.mark.parametrize("scheduler", options("scheduler"))
@@ -101,7 +110,7 @@ def test_shared_values_are_written_once():
 @pytest.mark.parametrize("experiment", options("experiment"))
 def test_every_experiment_composes(experiment):
     cfg = compose_config("train", [*BASE, f"experiment={experiment}"])
-    hydra.utils.instantiate(cfg.strategy)
+    hydra.utils.instantiate(cfg.strategy, _convert_="all")
 
 
 @pytest.mark.parametrize("source", options("data/source"))

@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import pytorch_lightning as pl
-import torch
 from torch.utils.data import DataLoader
 
 from mfff.data.batch import Collater
+from mfff.data.budget import LabelBudget
 from mfff.data.errors import DataError
+from mfff.data.sampler import Composition, EpochCounter, MixedBatchSampler
 from mfff.data.sources import FidelitySource
 
 
 class MultiFidelityDataModule(pl.LightningDataModule):
-    """Combines the sources named in `fidelities`; fidelity index = position in the sorted names.
+    """Combines the sources named in `fidelities`; fidelity index = position in the sorted loaded names.
 
-    Training mixes sources proportionally (every training structure once per epoch, shuffled together).
-    Validation merges all fidelities' val sets; each test-set name (e.g. `test`, `test_mol`) is one loader.
-    `fidelity` names the target (expensive) fidelity that single-fidelity strategies train on.
+    Training batches follow `sampling` (a `Composition`: proportional, ratios or fixed; see mfff.data.sampler).
+    Validation merges the val sets of all loaded fidelities; each test-set name (e.g. `test`, `test_mol`) is one
+    loader. `eval_fidelities` are loaded for validation and test only (e.g. the pre-training fidelity, to measure
+    forgetting during fine-tuning). `fidelity` names the target (expensive) fidelity of single-fidelity strategies.
+    `budget` (a `LabelBudget` config) sets two sources' training sizes from one labelling budget.
     """
 
     def __init__(
         self,
         sources: dict[str, FidelitySource],
         fidelities: list[str],
+        eval_fidelities: list[str] | None = None,
         batch_size: int = 16,
         eval_batch_size: int | None = None,
         cutoff: float = 5.0,
@@ -32,43 +36,73 @@ class MultiFidelityDataModule(pl.LightningDataModule):
         seed: int = 0,
         fidelity: str | None = None,
         dtype: str = "float32",
+        sampling: dict | None = None,
+        budget: dict | None = None,
     ):
         super().__init__()
         self.target_fidelity = fidelity  # the expensive fidelity single-fidelity strategies train on
-        fidelities = list(fidelities)
-        if not fidelities:
+        self.train_fidelities = sorted(fidelities)
+        if not self.train_fidelities:
             raise DataError("no fidelities selected (strategy.fidelities is empty)")
-        missing = [f for f in fidelities if f not in sources]
+        self.fidelities = sorted(set(self.train_fidelities) | set(eval_fidelities or []))
+        missing = [f for f in self.fidelities if f not in sources]
         if missing:
             raise DataError(
-                f"fidelity {missing[0]!r} (strategy.fidelities) has no source in data.sources; "
+                f"fidelity {missing[0]!r} (strategy) has no source in data.sources; "
                 f"available: {', '.join(sorted(sources))}"
             )
-        self.fidelities = sorted(fidelities)
+        self.all_sources = dict(sources)
         self.sources = {f: sources[f] for f in self.fidelities}
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
-        self.num_workers, self.seed = num_workers, seed
+        self.num_workers, self.seed, self.use_forces = num_workers, seed, use_forces
+        self.sampling = dict(sampling or {})
+        self.budget = LabelBudget(**budget) if budget else None
         self.train_collate = Collater(cutoff, neighbours, use_forces=use_forces, dtype=dtype)
         self.eval_collate = Collater(cutoff, neighbours, use_forces=True, dtype=dtype)
         self.test_names: list[str] = []
+        self._ready = False
 
     def setup(self, stage: str | None = None) -> None:
+        if self._ready:
+            return
+        for name, source in self.sources.items():
+            for other in source.exclude_molecules_of:
+                if other not in self.all_sources:
+                    raise DataError(
+                        f"{source.key}.exclude_molecules_of names {other!r}, which is not in data.sources "
+                        f"({', '.join(sorted(self.all_sources))})"
+                    )
+                if other != name:
+                    source.exclude_groups(self.all_sources[other].groups())
+        if self.budget is not None:
+            self.budget.apply(self.all_sources)
         for source in self.sources.values():
             source.setup(stage)
         self.test_names = sorted({name for s in self.sources.values() for name in s.tests})
+        self.composition = Composition(
+            {f: len(self.sources[f].train) for f in self.train_fidelities}, self.batch_size, **self.sampling
+        )
+        self._ready = True
 
-    def _items(self, pick) -> list:
-        return [(s, index) for index, f in enumerate(self.fidelities) for s in pick(self.sources[f])]
+    def _items(self, pick, fidelities=None) -> list:
+        return [
+            (s, index)
+            for index, f in enumerate(self.fidelities)
+            if fidelities is None or f in fidelities
+            for s in pick(self.sources[f])
+        ]
 
     def train_dataloader(self):
-        generator = torch.Generator().manual_seed(self.seed)
+        items = self._items(lambda s: s.train, self.train_fidelities)
+        offsets, start = {}, 0
+        for f in self.train_fidelities:  # _items lists the training sets in this (sorted) order
+            offsets[f], start = start, start + len(self.sources[f].train)
+        sampler = MixedBatchSampler(EpochCounter(items), self.composition, offsets, self.seed)
         return DataLoader(
-            self._items(lambda s: s.train),
-            batch_size=self.batch_size,
-            shuffle=True,
+            items,
+            batch_sampler=sampler,
             collate_fn=self.train_collate,
             num_workers=self.num_workers,
-            generator=generator,
             persistent_workers=self.num_workers > 0,
         )
 
@@ -92,4 +126,5 @@ class MultiFidelityDataModule(pl.LightningDataModule):
         ]
 
     def stats(self) -> dict[str, dict]:
-        return {f: s.stats() for f, s in self.sources.items()}
+        """Training-set statistics of the trained fidelities (force statistics only when forces are used)."""
+        return {f: self.sources[f].stats(self.use_forces) for f in self.train_fidelities}

@@ -42,6 +42,9 @@ class FidelitySource(pl.LightningDataModule):
         seed: int = 0,
         cutoff: float = 5.0,
         batch_size: int = 16,
+        molecules: list[str] | None = None,
+        exclude_molecules: list[str] | None = None,
+        exclude_molecules_of: list[str] | None = None,
     ):
         super().__init__()
         if split not in SPLIT_MODES:
@@ -50,29 +53,80 @@ class FidelitySource(pl.LightningDataModule):
         self.test_fraction, self.val_fraction = test_fraction, val_fraction
         self.n_train, self.n_val, self.n_test = n_train, n_val, n_test
         self.seed, self.cutoff, self.batch_size = seed, cutoff, batch_size
+        self.molecules = list(molecules) if molecules is not None else None
+        self.exclude_molecules = set(exclude_molecules or [])
+        # other sources whose molecules this one must not train on; the data module resolves them into groups
+        self.exclude_molecules_of = list(exclude_molecules_of or [])
+        self.size_origin = f"{self.key}.n_train"  # what set n_train, for error messages (e.g. data.budget)
         self.train: list[Structure] = []
         self.val: list[Structure] = []
         self.tests: dict[str, list[Structure]] = {}
+        self._pool: list[Structure] | None = None
         self._ready = False
 
     @property
     def key(self) -> str:
         return f"data.sources.{self.fidelity}"
 
-    def setup(self, stage: str | None = None) -> None:
-        if self._ready:
-            return
+    def read(self) -> list[Structure]:
         structures = self.reader.read()
         if not structures:
             raise DataError(f"{self.reader.describe()} gave no structures with {self.fidelity} labels ({self.key})")
-        pool, self.tests = self._split(structures)
-        order = stream(self.seed, "pool", self.fidelity).permutation(len(pool))
-        pool = [pool[i] for i in order]
+        return structures
+
+    def groups(self) -> set[str]:
+        """The molecules (groups) this source has labels for, in any split."""
+        return {s.group for s in self.read()}
+
+    def _keep(self, pool: list[Structure]) -> list[Structure]:
+        """The molecule filters act on the training pool only; test sets stay whole, so errors stay comparable."""
+        known = {s.group for s in pool}
+        named = set(self.molecules or []) | self.exclude_molecules
+        unknown = sorted(named - known)
+        if unknown:
+            raise DataError(
+                f"{self.key}.molecules / exclude_molecules name {unknown}, which are not in the training pool of "
+                f"{self.reader.describe()}; known: {', '.join(sorted(known))}"
+            )
+        kept = [
+            s
+            for s in pool
+            if (self.molecules is None or s.group in self.molecules) and s.group not in self.exclude_molecules
+        ]
+        if not kept:
+            raise DataError(f"the molecule filters of {self.key} leave no training structures; relax them")
+        return kept
+
+    def exclude_groups(self, groups: set[str]) -> None:
+        """Drop these molecules from the training pool (e.g. those another fidelity has labels for)."""
+        self.exclude_molecules |= groups & {s.group for s in self._split_pool()}
+
+    def _split_pool(self) -> list[Structure]:
+        if self._pool is None:
+            pool, self.tests = self._split(self.read())
+            self._pool = pool
+        return self._pool
+
+    def _ordered(self) -> tuple[list[Structure], int]:
+        """The filtered pool in its fixed seeded order, and how many of its first entries are validation."""
+        pool = self._keep(self._split_pool())
+        pool = [pool[i] for i in stream(self.seed, "pool", self.fidelity).permutation(len(pool))]
         n_val = self.n_val if self.n_val is not None else max(1, int(math.ceil(self.val_fraction * len(pool))))
+        return pool, n_val
+
+    def training_pool(self) -> list[Structure]:
+        """Candidates for training in their fixed order; n_train takes a prefix, so subsets of one seed nest."""
+        pool, n_val = self._ordered()
+        return pool[n_val:]
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._ready:
+            return
+        pool, n_val = self._ordered()
         available = len(pool) - n_val
         if self.n_train is not None and self.n_train > available:
             raise DataError(
-                f"{self.key}.n_train={self.n_train} but only {available} training structures remain in "
+                f"{self.size_origin}={self.n_train} but only {available} training structures remain in "
                 f"{self.reader.path} after n_val={n_val}; lower n_train or n_val"
             )
         self.val = pool[:n_val]
@@ -86,11 +140,9 @@ class FidelitySource(pl.LightningDataModule):
                     f"settings and sizes (split={self.split_mode}, n_{name if name in ('train', 'val') else 'test'})"
                 )
         self.e0 = fit_reference_energies(self.train)
-        self.force_rms = force_rms(self.train)
         self.energy_scale = energy_residual_rms(self.train, self.e0)
         self.avg_neighbours = average_neighbours(self.train, self.cutoff)
         self.elements = sorted({int(z) for s in self.train for z in s.numbers})
-        self.has_forces = any(s.forces is not None for s in self.train)
         self._ready = True
 
     def _split(self, structures: list[Structure]) -> tuple[list[Structure], dict[str, list[Structure]]]:
@@ -132,11 +184,13 @@ class FidelitySource(pl.LightningDataModule):
         """CPU seconds of the training labels, where the file records them (0 otherwise)."""
         return float(np.nansum([s.cost for s in self.train]))
 
-    def stats(self) -> dict:
+    def stats(self, use_forces: bool = True) -> dict:
+        """Training-set statistics; with use_forces=False the force labels are not touched."""
+        has_forces = use_forces and any(s.forces is not None for s in self.train)
         return {
             "e0": self.e0,
-            "force_rms": self.force_rms,
-            "has_forces": self.has_forces,
+            "force_rms": force_rms(self.train) if has_forces else float("nan"),
+            "has_forces": has_forces,
             "energy_scale": self.energy_scale,
             "avg_neighbours": self.avg_neighbours,
             "n_train": len(self.train),

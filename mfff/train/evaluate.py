@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from mfff.data.errors import DataError
 from mfff.train.checkpoints import read_checkpoint
 from mfff.train.module import MultiFidelityModule
-from mfff.train.run import finite_metrics, nest_metrics
+from mfff.train.stage import finite_metrics, nest_metrics
 from mfff.utils.atomic import atomic_write_text
 
 

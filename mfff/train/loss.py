@@ -12,6 +12,8 @@ class MultiFidelityLoss(nn.Module):
     Args:
         energy_weight, forces_weight: defaults for every fidelity.
         per_fidelity: {fidelity: {energy_weight: w, forces_weight: w}} overrides.
+        trained: the fidelities whose labels enter the loss (default all); the others are evaluated only.
+        use_forces: False gives every force term zero weight (training on energies alone).
     """
 
     def __init__(
@@ -20,6 +22,8 @@ class MultiFidelityLoss(nn.Module):
         energy_weight: float = 1.0,
         forces_weight: float = 10.0,
         per_fidelity: dict | None = None,
+        trained: list[str] | None = None,
+        use_forces: bool = True,
     ):
         super().__init__()
         per_fidelity = dict(per_fidelity or {})
@@ -28,14 +32,18 @@ class MultiFidelityLoss(nn.Module):
             raise ValueError(f"loss.per_fidelity names {unknown} but the trained fidelities are {fidelities}")
         e = [float(per_fidelity.get(f, {}).get("energy_weight", energy_weight)) for f in fidelities]
         w = [float(per_fidelity.get(f, {}).get("forces_weight", forces_weight)) for f in fidelities]
-        self.register_buffer("energy_weights", torch.tensor(e))
-        self.register_buffer("forces_weights", torch.tensor(w))
+        on = [float(trained is None or f in trained) for f in fidelities]
+        self.register_buffer("energy_weights", torch.tensor(e) * torch.tensor(on))
+        self.register_buffer("forces_weights", torch.tensor(w) * torch.tensor(on) * float(use_forces))
 
     def forward(self, batch, out) -> dict[str, torch.Tensor]:
         per_atom_error = (out["pred_energy"] - batch.energy) / batch.n_atoms
-        graph_weight = self.energy_weights.to(per_atom_error.dtype)[batch.fidelity] * batch.energy_mask
-        energy = (graph_weight * per_atom_error**2).sum() / batch.energy_mask.sum().clamp(min=1)
-        atom_weight = self.forces_weights.to(per_atom_error.dtype)[batch.fidelity[batch.batch]] * batch.forces_mask
+        # labels of evaluate-only fidelities (weight 0) count neither in the sums nor in the normalisation
+        energy_weight = self.energy_weights.to(per_atom_error.dtype)[batch.fidelity]
+        energy_mask = batch.energy_mask * (energy_weight > 0)
+        energy = (energy_weight * energy_mask * per_atom_error**2).sum() / energy_mask.sum().clamp(min=1)
+        forces_weight = self.forces_weights.to(per_atom_error.dtype)[batch.fidelity[batch.batch]]
+        forces_mask = batch.forces_mask * (forces_weight > 0)
         squared = ((out["pred_forces"] - batch.forces) ** 2).sum(dim=1)
-        forces = (atom_weight * squared).sum() / (3 * batch.forces_mask.sum()).clamp(min=1)
+        forces = (forces_weight * forces_mask * squared).sum() / (3 * forces_mask.sum()).clamp(min=1)
         return {"loss": energy + forces, "energy_loss": energy, "forces_loss": forces}

@@ -21,6 +21,11 @@ def build_potential(model_cfg, fidelities: list[str]) -> Potential:
     return Potential(backbone, heads)
 
 
+def reference_scale(stats: dict) -> float:
+    """A head's output scale: the training force RMS, or the energy residual RMS without force labels."""
+    return stats["force_rms"] if stats["has_forces"] else stats["energy_scale"]
+
+
 def _plain(cfg):
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
 
@@ -32,10 +37,22 @@ class MultiFidelityModule(pl.LightningModule):
     loss: kwargs of `MultiFidelityLoss`.
     optimizer: {_target_: torch.optim.AdamW, _partial_: true, lr: ...}.
     scheduler: a `mfff.train.schedules` object config, or None.
+    trained: heads whose fidelities enter the loss (default all); the others are only evaluated and stay frozen.
+    frozen: parameter-name prefixes that do not train (e.g. `potential.backbone.`), set by fine-tuning.
+    use_forces: False trains on energies alone (force terms get zero weight).
     """
 
     def __init__(
-        self, model, fidelities: list[str], loss=None, optimizer=None, scheduler=None, monitor: str = "val/loss"
+        self,
+        model,
+        fidelities: list[str],
+        loss=None,
+        optimizer=None,
+        scheduler=None,
+        monitor: str = "val/loss",
+        trained: list[str] | None = None,
+        frozen: list[str] | None = None,
+        use_forces: bool = True,
     ):
         super().__init__()
         self.save_hyperparameters(
@@ -46,6 +63,9 @@ class MultiFidelityModule(pl.LightningModule):
                 "optimizer": _plain(optimizer),
                 "scheduler": _plain(scheduler),
                 "monitor": monitor,
+                "trained": sorted(trained) if trained is not None else sorted(fidelities),
+                "frozen": list(frozen or []),
+                "use_forces": bool(use_forces),
             }
         )
         self.fidelities = sorted(fidelities)
@@ -53,7 +73,12 @@ class MultiFidelityModule(pl.LightningModule):
         self.dtype_name = self.hparams.model.get("dtype", "float32")
         if self.dtype_name == "float64":
             self.potential.double()
-        self.loss_fn = MultiFidelityLoss(self.fidelities, **(self.hparams.loss or {}))
+        self.loss_fn = MultiFidelityLoss(
+            self.fidelities, **(self.hparams.loss or {}), trained=self.hparams.trained, use_forces=use_forces
+        )
+        # heads that do not train are frozen too, so they stay exactly as loaded
+        untrained = [f"potential.heads.{f}." for f in self.fidelities if f not in self.hparams.trained]
+        self.freeze(self.hparams.frozen + untrained)
         self.metrics = torch.nn.ModuleDict()
         self.register_buffer("data_to_head", torch.arange(len(self.fidelities)), persistent=False)
         self.stage_names = {0: "test"}
@@ -82,9 +107,17 @@ class MultiFidelityModule(pl.LightningModule):
     def init_from_data(self, stats: dict[str, dict]) -> None:
         """Fit-time references: each head's E0 and scale from its fidelity's training data."""
         for fidelity, s in stats.items():
-            scale = s["force_rms"] if s["has_forces"] else s["energy_scale"]
-            self.potential.heads[fidelity].set_reference(s["e0"], scale)
+            self.potential.heads[fidelity].set_reference(s["e0"], reference_scale(s))
             self.potential.mark_known_elements(s["elements"])
+
+    def freeze(self, prefixes: list[str]) -> None:
+        names = [n for n, _ in self.named_parameters()]
+        for prefix in prefixes:
+            if not any(n.startswith(prefix) for n in names):
+                raise ValueError(f"no parameters are named {prefix}*; the model has {sorted({n.split('.')[1] for n in names})}")
+        for name, parameter in self.named_parameters():
+            if any(name.startswith(prefix) for prefix in prefixes):
+                parameter.requires_grad_(False)
 
     # --------------------------------------------------------------------------------------------- the step
     def forward(self, batch: Batch, head: str | None = None):

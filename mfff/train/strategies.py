@@ -1,8 +1,48 @@
-"""Training strategies as small objects: which fidelities get heads and data. New strategy = new class."""
+"""Training strategies as small objects: which stages run, on which fidelities, from which weights.
+
+A new strategy is a new class. Each one turns the composed config into one or more `Stage`s and runs them.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig
+
 from mfff.data.errors import DataError
+from mfff.train.pretrain_cache import PretrainCache, cache_key
+from mfff.train.stage import Stage, StageResult, run_stage
+from mfff.train.transfer import Transfer, pretrain_record, resolve_checkpoint
+
+
+@dataclass
+class Outcome:
+    """A strategy's result: the final stage, plus what the pre-training was (if there was one)."""
+
+    result: StageResult
+    pretrain: dict | None = None
+    n_train: dict = field(default_factory=dict)  # every label used, over all stages
+    label_cost: dict = field(default_factory=dict)
+
+
+def _require_sources(cfg: DictConfig, names: list[str], key: str) -> None:
+    available = sorted(cfg.data.sources)
+    for name in names:
+        if name not in available:
+            raise DataError(
+                f"{key} names fidelity {name!r}, which has no source in data.sources ({', '.join(available)}); "
+                "add a source for it or pick one of those"
+            )
+
+
+def _outcome(result: StageResult, pretrain: dict | None = None) -> Outcome:
+    n_train = {f: s["n_train"] for f, s in result.stats.items()}
+    cost = {f: s["label_cost"] for f, s in result.stats.items()}
+    if pretrain:  # the pre-training labels are part of what this model cost
+        n_train = {**pretrain.get("n_train", {}), **n_train}
+        cost = {**pretrain.get("label_cost_cpu_s", {}), **cost}
+    return Outcome(result, pretrain, n_train, cost)
 
 
 class Strategy:
@@ -17,25 +57,163 @@ class Strategy:
     def describe(self) -> dict:
         return {"name": self.name, "fidelities": self.fidelities}
 
+    def run(self, cfg: DictConfig, output_dir: Path, resume: str | None = None) -> Outcome:
+        raise NotImplementedError
 
-class Scratch(Strategy):
+
+class Joint(Strategy):
+    """Train heads for `fidelities` from random weights, all at once, in one stage.
+
+    Args:
+        use_forces: False trains on energies only: zero force-loss weight, force labels never read.
+        sampling: how batches mix the fidelities (mfff.data.sampler.Composition), e.g. {mode: fixed, fixed: {dft: 4}}.
+    """
+
+    name = "joint"
+    key = "strategy.fidelities"
+
+    def __init__(
+        self, fidelities: list[str], name: str | None = None, use_forces: bool = True, sampling: dict | None = None
+    ):
+        super().__init__(fidelities, name)
+        self.use_forces, self.sampling = bool(use_forces), dict(sampling or {})
+
+    def describe(self) -> dict:
+        return {**super().describe(), "use_forces": self.use_forces, "sampling": self.sampling}
+
+    def stage(self) -> Stage:
+        return Stage(self.name, self.fidelities, use_forces=self.use_forces, sampling=self.sampling)
+
+    def run(self, cfg, output_dir, resume=None):
+        _require_sources(cfg, self.fidelities, self.key)
+        return _outcome(run_stage(cfg, self.stage(), output_dir, resume))
+
+
+class Scratch(Joint):
     """One fidelity, one head, trained from random weights (the expensive-data-only baseline)."""
 
     name = "scratch"
+    key = "strategy.fidelity"
 
-    def __init__(self, fidelity: str, name: str | None = None):
-        super().__init__([fidelity], name)
+    def __init__(self, fidelity: str, name: str | None = None, use_forces: bool = True):
+        super().__init__([fidelity], name, use_forces)
 
 
-class MultiHead(Strategy):
+class Pretrain(Joint):
+    """Train on one or more (cheap) fidelities; the checkpoint is what `strategy=finetune` starts from."""
+
+    name = "pretrain"
+
+
+class MultiHead(Joint):
     """One shared backbone and one head per fidelity, trained on all of them at once."""
 
     name = "multihead"
 
-    def __init__(self, fidelities: list[str], name: str | None = None):
-        super().__init__(fidelities, name)
+    def __init__(self, fidelities: list[str], name: str | None = None, use_forces: bool = True, sampling=None):
+        super().__init__(fidelities, name, use_forces, sampling)
         if len(self.fidelities) < 2:
             raise DataError(
                 f"strategy=multihead needs at least two fidelities, got {self.fidelities} "
                 "(strategy.fidelities); use strategy=scratch for one"
             )
+
+
+class Finetune(Strategy):
+    """Continue a pre-trained model on `fidelity`, with every choice explicit (see `mfff.train.transfer.Transfer`).
+
+    Args (besides Transfer's):
+        from: the pre-trained .ckpt or run dir (`strategy.from`; `from` is a Python keyword, hence **source).
+        eval_pretrain: keep the pre-trained heads (frozen) and evaluate their fidelities' val/test sets every
+            epoch, to measure forgetting.
+    """
+
+    name = "finetune"
+
+    def __init__(
+        self,
+        fidelity: str,
+        name: str | None = None,
+        train: str = "full",
+        freeze_blocks: int = 0,
+        head: str = "new",
+        source_head: str | None = None,
+        reference: str = "refit",
+        eval_pretrain: bool = False,
+        **source,
+    ):
+        super().__init__([fidelity], name)
+        unknown = sorted(set(source) - {"from"})
+        if unknown:
+            raise DataError(f"strategy={self.name} has no option {unknown[0]!r}")
+        self.fidelity, self.source = str(fidelity), source.get("from")
+        self.options = {
+            "train": train,
+            "freeze_blocks": int(freeze_blocks),
+            "head": head,
+            "source_head": source_head,
+            "reference": reference,
+        }
+        self.eval_pretrain = bool(eval_pretrain)
+
+    def describe(self) -> dict:
+        return {**super().describe(), **self.options, "eval_pretrain": self.eval_pretrain, "from": str(self.source)}
+
+    def transfer(self, checkpoint: Path) -> Transfer:
+        transfer = Transfer(checkpoint, self.fidelity, **self.options)
+        if self.eval_pretrain:
+            transfer.retain = [h for h in transfer.saved_heads if h != self.fidelity]
+        return transfer
+
+    def stage(self, checkpoint: Path) -> Stage:
+        transfer = self.transfer(checkpoint)
+        return Stage(
+            "finetune", [self.fidelity], heads=transfer.heads, evaluate=list(transfer.retain), transfer=transfer
+        )
+
+    def run(self, cfg, output_dir, resume=None):
+        _require_sources(cfg, [self.fidelity], "strategy.fidelity")
+        checkpoint = resolve_checkpoint(self.source)
+        stage = self.stage(checkpoint)
+        _require_sources(cfg, stage.evaluate, "strategy.eval_pretrain (the pre-trained heads)")
+        return _outcome(run_stage(cfg, stage, output_dir, resume), pretrain_record(checkpoint))
+
+
+class PretrainFinetune(Strategy):
+    """Pre-train, then fine-tune, in one job. The pre-training is cached under a key of all it depends on, so a
+    sweep over fine-tuning sizes or modes pre-trains once.
+
+    Args:
+        pretrain: {fidelities, use_forces, sampling, trainer/optimizer/scheduler deltas for that stage}.
+        finetune: `Finetune`'s options plus trainer/optimizer/scheduler deltas for that stage.
+        cache_dir: where pre-trained checkpoints are kept (shared by the jobs of a sweep).
+    """
+
+    name = "pretrain_finetune"
+    STAGE_DELTAS = ("trainer", "optimizer", "scheduler")
+
+    def __init__(self, pretrain: dict, finetune: dict, cache_dir: str, name: str | None = None):
+        pretrain, finetune = dict(pretrain), dict(finetune)
+        self.pretrain_deltas = {k: pretrain.pop(k, None) for k in self.STAGE_DELTAS}
+        self.finetune_deltas = {k: finetune.pop(k, None) for k in self.STAGE_DELTAS}
+        self.pretrainer = Pretrain(**pretrain, name="pretrain")
+        self.finetuner = Finetune(**finetune, name="finetune")
+        super().__init__(sorted({*self.pretrainer.fidelities, self.finetuner.fidelity}), name)
+        self.cache = PretrainCache(cache_dir)
+
+    def describe(self) -> dict:
+        finetune = {k: v for k, v in self.finetuner.describe().items() if k not in ("name", "from")}
+        return {**super().describe(), "pretrain": self.pretrainer.describe(), "finetune": finetune}
+
+    def run(self, cfg, output_dir, resume=None):
+        _require_sources(cfg, self.pretrainer.fidelities, "strategy.pretrain.fidelities")
+        _require_sources(cfg, [self.finetuner.fidelity], "strategy.finetune.fidelity")
+        stage = self.pretrainer.stage()
+        stage.config = self.pretrain_deltas
+        key, settings = cache_key(cfg, stage)
+        entry, status = self.cache.get_or_build(key, settings, lambda directory: run_stage(cfg, stage, directory))
+        checkpoint = PretrainCache.checkpoint(entry)
+        finetune = self.finetuner.stage(checkpoint)
+        finetune.config = self.finetune_deltas
+        pretrain = {**pretrain_record(checkpoint), "key": key, "cache": status}
+        return _outcome(run_stage(cfg, finetune, output_dir, resume), pretrain)

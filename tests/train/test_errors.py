@@ -111,7 +111,7 @@ def test_cli_unknown_fidelity_for_scratch(tmp_path):
     )
     assert result.returncode == 2
     assert (
-        "fidelity 'ccsdt' (strategy.fidelities) has no source in data.sources; available: cc, dft, gfn1, gfn2"
+        "strategy.fidelity names fidelity 'ccsdt', which has no source in data.sources (cc, dft, gfn1, gfn2)"
         in result.stderr
     )
 

@@ -20,7 +20,8 @@ def test_loss_decreases_and_metrics_json_is_complete(multihead_run):
     run_dir, metrics = multihead_run
     losses = _epoch_losses(run_dir)
     assert len(losses) == 4 and losses[-1] < 0.7 * losses[0], losses
-    assert metrics["strategy"] == {"name": "multihead", "fidelities": ["gfn1", "gfn2"]}
+    assert metrics["strategy"]["name"] == "multihead" and metrics["strategy"]["fidelities"] == ["gfn1", "gfn2"]
+    assert metrics["strategy"]["use_forces"] is True and metrics["strategy"]["sampling"]["mode"] == "proportional"
     assert metrics["n_train"] == {"gfn1": 48, "gfn2": 48}
     assert metrics["seed"] == 0 and metrics["backbone"] == "painn" and metrics["size"] == "s"
     assert metrics["label_cost_cpu_s"]["gfn1"] > 0
@@ -51,7 +52,7 @@ def test_overrides_reach_the_run(tmp_path):
         n_train=100,
         epochs=2,
     )
-    assert metrics["strategy"] == {"name": "scratch", "fidelities": ["dft"]}
+    assert metrics["strategy"]["name"] == "scratch" and metrics["strategy"]["fidelities"] == ["dft"]
     assert metrics["n_train"] == {"dft": 100} and metrics["epochs"] == 2 and metrics["seed"] == 1
     assert metrics["backbone"] == "schnet"
     assert set(metrics["metrics"]["test"]) == {"dft", "_all"}

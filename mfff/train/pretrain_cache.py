@@ -1,0 +1,106 @@
+"""A pre-trained checkpoint cached under a key of everything that determines it, built once even by parallel jobs."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from mfff.train.stage import Stage, StageResult, stage_config
+
+log = logging.getLogger(__name__)
+
+RECORD = "metrics.json"
+# what cannot change the trained weights; everything else in the config is part of the key
+NOT_IN_KEY = {"trainer": ("enable_progress_bar", "log_every_n_steps", "default_root_dir")}
+
+
+def cache_key(cfg: DictConfig, stage: Stage) -> tuple[str, dict]:
+    """(sha256 key, the settings it hashes): data of the stage's fidelities, model, loss, optimiser, schedule,
+    trainer, callbacks, the stage's own settings and the seed."""
+    staged = stage_config(cfg, Path("<run>"), stage.config)
+
+    def plain(key):
+        node = staged.get(key)
+        return OmegaConf.to_container(node, resolve=True) if node is not None else None
+
+    data = plain("data")
+    used = set(stage.train) | set(stage.evaluate)
+    data["sources"] = {name: source for name, source in data["sources"].items() if name in used}
+    data.pop("fidelity", None)  # the fine-tuning target does not change the pre-training
+    if not data.get("budget"):
+        data.pop("budget", None)
+    settings = {
+        "data": data,
+        **{key: plain(key) for key in ("model", "loss", "optimizer", "scheduler", "trainer", "callbacks")},
+        "stage": {"train": stage.train, "heads": stage.heads, "use_forces": stage.use_forces, "sampling": stage.sampling},
+        "seed": int(cfg.seed),
+    }
+    for key, names in NOT_IN_KEY.items():
+        for name in names:
+            (settings.get(key) or {}).pop(name, None)
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16], settings
+
+
+def _is_ddp_child() -> bool:
+    """Lightning's DDP launcher re-runs the script in ranks > 0 with these set; rank 0 owns the cache."""
+    return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
+
+
+class PretrainCache:
+    """`root/<key>/` holds a finished pre-training run (checkpoints/, metrics.json, logs).
+
+    A job takes an exclusive lock on `root/<key>.lock`, reuses the entry if it exists, else trains into
+    `root/<key>.partial/` and renames it into place, so a crash never leaves an entry that looks finished and
+    jobs starting together build it once.
+    """
+
+    def __init__(self, root):
+        self.root = Path(root)
+
+    def get_or_build(
+        self, key: str, settings: dict, build: Callable[[Path], StageResult], poll_s: float = 2.0
+    ) -> tuple[Path, str]:
+        final, partial = self.root / key, self.root / f"{key}.partial"
+        self.root.mkdir(parents=True, exist_ok=True)
+        if _is_ddp_child():  # rank 0 holds the lock; the other ranks train alongside it, then wait for the rename
+            build(partial)
+            while not (final / RECORD).is_file():
+                time.sleep(poll_s)
+            return final, "built"
+        with open(self.root / f"{key}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # blocks while another job builds this key
+            if (final / RECORD).is_file():
+                log.info("pre-trained checkpoint %s found in the cache; reusing it", final)
+                return final, "reused"
+            shutil.rmtree(partial, ignore_errors=True)  # left by a job that died; we hold the lock
+            log.info("pre-training into %s (cache key %s)", final, key)
+            result = build(partial)
+            record = {
+                "key": key,
+                "settings": settings,
+                "n_train": {f: s["n_train"] for f, s in result.stats.items()},
+                "label_cost_cpu_s": {f: s["label_cost"] for f, s in result.stats.items()},
+                "epochs": result.epochs,
+                "best_checkpoint": Path(result.best_checkpoint).name if result.best_checkpoint else None,
+                "metrics": result.metrics,
+            }
+            (partial / RECORD).write_text(json.dumps(record, indent=1) + "\n")
+            if final.exists():  # an unfinished entry without its record
+                shutil.rmtree(final)
+            os.rename(partial, final)
+            return final, "built"
+
+    @staticmethod
+    def checkpoint(entry: Path) -> Path:
+        name = json.loads((entry / RECORD).read_text()).get("best_checkpoint") or "last.ckpt"
+        return entry / "checkpoints" / name
