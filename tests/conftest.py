@@ -39,3 +39,12 @@ def multihead_run(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("multihead")
     return tmp, train_quick(tmp, epochs=4)
+
+
+@pytest.fixture(scope="session")
+def pretrained_gfn2(tmp_path_factory):
+    """A short GFN2-xTB pre-training run (run dir, metrics), shared by the fine-tuning tests."""
+    from tests.train.conftest import train_quick
+
+    tmp = tmp_path_factory.mktemp("pretrain")
+    return tmp, train_quick(tmp, "strategy=pretrain", fidelities=("gfn2",), n_train=64, epochs=3)

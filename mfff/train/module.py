@@ -82,7 +82,8 @@ class MultiFidelityModule(pl.LightningModule):
         self.metrics = torch.nn.ModuleDict()
         self.register_buffer("data_to_head", torch.arange(len(self.fidelities)), persistent=False)
         self.stage_names = {0: "test"}
-        self._add_metrics(["train", "val", "test"])
+        self._add_metrics(["train"], self.hparams.trained)  # heads that do not train have no train metrics
+        self._add_metrics(["val", "test"])
 
     # ------------------------------------------------------------------------------------------- data binding
     def bind_data(self, data_fidelities: list[str], test_names: list[str] | None = None) -> None:
@@ -97,10 +98,10 @@ class MultiFidelityModule(pl.LightningModule):
         self.stage_names = dict(enumerate(test_names or ["test"]))
         self._add_metrics(self.stage_names.values())
 
-    def _add_metrics(self, stages) -> None:
+    def _add_metrics(self, stages, fidelities=None) -> None:
         # Created up front, never lazily, so every DDP rank syncs the same metric states.
         for stage in stages:
-            for fidelity in self.fidelities:
+            for fidelity in fidelities or self.fidelities:
                 if f"{stage}__{fidelity}" not in self.metrics:
                     self.metrics[f"{stage}__{fidelity}"] = FidelityMetrics()
 

@@ -1,0 +1,171 @@
+"""Fine-tuning from a pre-trained checkpoint: what trains, which head, which reference energies, strict loading."""
+
+import json
+
+import pytest
+import torch
+
+from mfff.data.errors import DataError
+from mfff.data.stats import N_ELEMENTS
+from mfff.train.module import MultiFidelityModule
+from mfff.train.transfer import Transfer, resolve_checkpoint
+from tests.train.conftest import train_quick
+
+
+def _state(path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+
+
+def _finetune(tmp_path, pretrained, *extra, fidelities=("dft",), n_train=32, epochs=2):
+    run_dir, _ = pretrained
+    return train_quick(
+        tmp_path,
+        "strategy=finetune",
+        f"strategy.from={run_dir}",
+        *extra,
+        fidelities=fidelities,
+        n_train=n_train,
+        epochs=epochs,
+    )
+
+
+def _differs(before: dict, after: dict, prefix: str) -> bool:
+    keys = [k for k in before if k.startswith(prefix)]
+    assert keys, prefix
+    return all(not torch.equal(before[k], after[k]) for k in keys if before[k].is_floating_point())
+
+
+def _same(before: dict, after: dict, prefix: str) -> bool:
+    keys = [k for k in before if k.startswith(prefix)]
+    assert keys, prefix
+    return all(torch.equal(before[k], after[k]) for k in keys)
+
+
+def test_frozen_backbone_stays_bit_identical(pretrained_gfn2, tmp_path):
+    metrics = _finetune(tmp_path, pretrained_gfn2, "strategy.train=frozen_backbone")
+    before = _state(resolve_checkpoint(pretrained_gfn2[0]))
+    after = _state(metrics["best_checkpoint"])
+    assert _same(before, after, "potential.backbone.")
+    assert "potential.heads.gfn2.mlp.0.weight" not in after  # no forgetting evaluation asked: only the dft head
+    assert metrics["strategy"]["train"] == "frozen_backbone"
+
+
+def test_full_finetune_moves_the_backbone(pretrained_gfn2, tmp_path):
+    metrics = _finetune(tmp_path, pretrained_gfn2, "strategy.train=full")
+    before, after = _state(resolve_checkpoint(pretrained_gfn2[0])), _state(metrics["best_checkpoint"])
+    assert _differs(before, after, "potential.backbone.embedding.")
+    assert _differs(before, after, "potential.backbone.interactions.0.")
+
+
+def test_partial_freezes_exactly_the_named_blocks(pretrained_gfn2, tmp_path):
+    metrics = _finetune(tmp_path, pretrained_gfn2, "strategy.train=partial", "strategy.freeze_blocks=2")
+    before, after = _state(resolve_checkpoint(pretrained_gfn2[0])), _state(metrics["best_checkpoint"])
+    for frozen in (
+        "potential.backbone.embedding.",
+        "potential.backbone.interactions.0.",
+        "potential.backbone.interactions.1.",
+    ):
+        assert _same(before, after, frozen), frozen
+    assert _differs(before, after, "potential.backbone.interactions.2.")
+
+
+def _module_after_transfer(pretrained, **options):
+    checkpoint = resolve_checkpoint(pretrained[0])
+    transfer = Transfer(checkpoint, "dft", **options)
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    module = MultiFidelityModule(saved["hyper_parameters"]["model"], transfer.heads, trained=["dft"])
+    stats = {
+        "dft": {
+            "e0": torch.arange(float(N_ELEMENTS)).numpy() * -1.5,
+            "force_rms": 2.0,
+            "energy_scale": 1.0,
+            "has_forces": True,
+            "elements": [1, 6, 7, 8],
+        }
+    }
+    transfer.apply(module, stats)
+    return module, saved["state_dict"], stats
+
+
+def test_reuse_starts_from_the_pretrained_head_and_new_does_not(pretrained_gfn2):
+    reused, saved, _ = _module_after_transfer(pretrained_gfn2, head="reuse")
+    fresh, _, _ = _module_after_transfer(pretrained_gfn2, head="new")
+    for name, value in reused.potential.heads["dft"].mlp.state_dict().items():
+        assert torch.equal(value, saved[f"potential.heads.gfn2.mlp.{name}"]), name
+        assert not torch.equal(fresh.potential.heads["dft"].mlp.state_dict()[name], value), name
+    for name, value in reused.potential.backbone.state_dict().items():
+        assert torch.equal(value, saved[f"potential.backbone.{name}"])
+        assert torch.equal(fresh.potential.backbone.state_dict()[name], value)
+    assert float(reused.potential.heads["dft"].scale) == float(saved["potential.heads.gfn2.scale"])
+    assert float(fresh.potential.heads["dft"].scale) == 2.0  # a new readout takes the fine-tuning force RMS
+
+
+def test_reference_energies_are_refitted_by_default_and_kept_on_request(pretrained_gfn2):
+    refit, saved, stats = _module_after_transfer(pretrained_gfn2, head="reuse")
+    kept, _, _ = _module_after_transfer(pretrained_gfn2, head="reuse", reference="keep")
+    assert torch.allclose(refit.potential.heads["dft"].e0, torch.as_tensor(stats["dft"]["e0"], dtype=torch.float32))
+    assert torch.equal(kept.potential.heads["dft"].e0, saved["potential.heads.gfn2.e0"])
+
+
+def test_cross_method_finetune_xtb_to_dft_works_out_of_the_box(pretrained_gfn2, tmp_path):
+    """GFN2-xTB and DFT total energies differ by thousands of eV; the re-fitted E0 absorbs that, a kept one cannot."""
+    refit = _finetune(tmp_path / "refit", pretrained_gfn2, "strategy.head=reuse", epochs=3)
+    kept = _finetune(tmp_path / "keep", pretrained_gfn2, "strategy.head=reuse", "strategy.reference=keep", epochs=3)
+    refit_error = refit["metrics"]["test"]["dft"]["energy_mae"]  # meV
+    kept_error = kept["metrics"]["test"]["dft"]["energy_mae"]
+    assert refit_error < 5_000, refit_error
+    assert kept_error > 100 * refit_error, (kept_error, refit_error)
+
+
+def test_eval_pretrain_measures_forgetting_with_the_untouched_pretrained_head(pretrained_gfn2, tmp_path):
+    metrics = _finetune(tmp_path, pretrained_gfn2, "strategy.eval_pretrain=true", fidelities=("dft", "gfn2"))
+    assert metrics["n_train"] == {"gfn2": 64, "dft": 32}  # the pre-training labels count too
+    for stage in ("val", "test"):
+        assert metrics["metrics"][stage]["gfn2"]["forces_mae"] > 0
+    before, after = _state(resolve_checkpoint(pretrained_gfn2[0])), _state(metrics["best_checkpoint"])
+    assert _same(before, after, "potential.heads.gfn2.")
+    assert _differs(before, after, "potential.backbone.embedding.")
+    # the forgetting measurement: the same gfn2 head on the moved backbone gives other errors than before
+    assert (
+        metrics["metrics"]["test"]["gfn2"]["forces_mae"] != pretrained_gfn2[1]["metrics"]["test"]["gfn2"]["forces_mae"]
+    )
+    assert metrics["pretrain"]["metrics"]["test"]["gfn2"] == pretrained_gfn2[1]["metrics"]["test"]["gfn2"]
+
+
+def test_strategy_from_pointing_at_nothing(tmp_path):
+    with pytest.raises(DataError, match="strategy.from=.*does not exist"):
+        resolve_checkpoint(tmp_path / "nope")
+    with pytest.raises(DataError, match="is a directory without a checkpoint"):
+        resolve_checkpoint(tmp_path)
+    with pytest.raises(DataError, match="strategy.from is not set"):
+        resolve_checkpoint("???")
+
+
+def test_finetune_to_a_fidelity_absent_from_the_data(pretrained_gfn2, tmp_path):
+    with pytest.raises(DataError, match="strategy.fidelity names fidelity 'ccsdt', which has no source"):
+        _finetune(tmp_path, pretrained_gfn2, "data.fidelity=ccsdt")
+
+
+def test_mismatched_architecture_names_both_configs(pretrained_gfn2, tmp_path):
+    with pytest.raises(DataError, match="different architecture") as error:
+        _finetune(tmp_path, pretrained_gfn2, "model/size=m")
+    assert "'n_features': 32" in str(error.value) and "'n_features': 64" in str(error.value)
+
+
+def test_missing_head_and_bad_options_are_named(pretrained_gfn2, tmp_path):
+    with pytest.raises(DataError, match="strategy.source_head='cc' is not a head of .*; its heads are gfn2"):
+        _finetune(tmp_path, pretrained_gfn2, "strategy.source_head=cc")
+    with pytest.raises(DataError, match="strategy.freeze_blocks=7 but the backbone has 3 interaction blocks"):
+        _finetune(tmp_path, pretrained_gfn2, "strategy.train=partial", "strategy.freeze_blocks=7")
+    with pytest.raises(DataError, match="strategy.train='most' is unknown"):
+        _finetune(tmp_path, pretrained_gfn2, "strategy.train=most")
+
+
+def test_finetune_from_a_checkpoint_file_records_its_pretraining(pretrained_gfn2, tmp_path):
+    checkpoint = resolve_checkpoint(pretrained_gfn2[0])
+    metrics = train_quick(
+        tmp_path, "strategy=finetune", f"strategy.from={checkpoint}", fidelities=("dft",), n_train=16, epochs=1
+    )
+    assert metrics["pretrain"]["checkpoint"] == str(checkpoint)
+    assert metrics["pretrain"]["n_train"] == {"gfn2": 64}
+    assert json.loads((tmp_path / "metrics.json").read_text())["strategy"]["from"] == str(checkpoint)
