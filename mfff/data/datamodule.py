@@ -56,7 +56,7 @@ class MultiFidelityDataModule(pl.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.seed, self.use_forces = num_workers, seed, use_forces
         self.sampling = dict(sampling or {})
-        self.budget = LabelBudget(**budget) if budget else None
+        self.budget = dict(budget or {})  # checked in setup, so its errors reach the user unwrapped
         self.train_collate = Collater(cutoff, neighbours, use_forces=use_forces, dtype=dtype)
         self.eval_collate = Collater(cutoff, neighbours, use_forces=True, dtype=dtype)
         self.test_names: list[str] = []
@@ -74,8 +74,8 @@ class MultiFidelityDataModule(pl.LightningDataModule):
                     )
                 if other != name:
                     source.exclude_groups(self.all_sources[other].groups())
-        if self.budget is not None:
-            self.budget.apply(self.all_sources)
+        if self.budget:
+            LabelBudget(**self.budget).apply(self.all_sources)
         for source in self.sources.values():
             source.setup(stage)
         self.test_names = sorted({name for s in self.sources.values() for name in s.tests})
