@@ -80,9 +80,7 @@ class Composition:
             self._check_names(ratios, "ratios", require_all=True)
             values = {f: float(v) for f, v in ratios.items()}
             if any(v < 0 or not math.isfinite(v) for v in values.values()) or sum(values.values()) <= 0:
-                raise DataError(
-                    f"{KEY}.ratios={values} must be non-negative with a positive sum (they are normalised)"
-                )
+                raise DataError(f"{KEY}.ratios={values} must be non-negative with a positive sum (they are normalised)")
             self.ratios = {f: values[f] / sum(values.values()) for f in self.names}
             return {f: self.batch_size * p for f, p in self.ratios.items()}
         self._check_names(fixed, "fixed", require_all=False)

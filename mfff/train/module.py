@@ -115,7 +115,9 @@ class MultiFidelityModule(pl.LightningModule):
         names = [n for n, _ in self.named_parameters()]
         for prefix in prefixes:
             if not any(n.startswith(prefix) for n in names):
-                raise ValueError(f"no parameters are named {prefix}*; the model has {sorted({n.split('.')[1] for n in names})}")
+                raise ValueError(
+                    f"no parameters are named {prefix}*; the model has {sorted({n.split('.')[1] for n in names})}"
+                )
         for name, parameter in self.named_parameters():
             if any(name.startswith(prefix) for prefix in prefixes):
                 parameter.requires_grad_(False)

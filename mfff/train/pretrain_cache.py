@@ -41,7 +41,12 @@ def cache_key(cfg: DictConfig, stage: Stage) -> tuple[str, dict]:
     settings = {
         "data": data,
         **{key: plain(key) for key in ("model", "loss", "optimizer", "scheduler", "trainer", "callbacks")},
-        "stage": {"train": stage.train, "heads": stage.heads, "use_forces": stage.use_forces, "sampling": stage.sampling},
+        "stage": {
+            "train": stage.train,
+            "heads": stage.heads,
+            "use_forces": stage.use_forces,
+            "sampling": stage.sampling,
+        },
         "seed": int(cfg.seed),
     }
     for key, names in NOT_IN_KEY.items():

@@ -28,6 +28,7 @@ def train(cfg: DictConfig, run_choices: dict | None = None) -> dict:
         "n_train": outcome.n_train,
         "label_cost_cpu_s": outcome.label_cost,
         "epochs": result.epochs,
+        "steps": result.steps,
         "best_checkpoint": result.best_checkpoint,
         "metrics": result.metrics,
         "pretrain": outcome.pretrain,

@@ -47,6 +47,7 @@ class StageResult:
     stats: dict  # per trained fidelity: n_train, label_cost, ...
     best_checkpoint: str | None
     epochs: int
+    steps: int
     is_global_zero: bool = True
 
 
@@ -130,7 +131,9 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
         *trainer.test(module, datamodule=data, ckpt_path=best, verbose=False),
     ]:
         flat.update(finite_metrics(result))
-    return StageResult(nest_metrics(flat), stats, best, int(trainer.current_epoch), trainer.is_global_zero)
+    return StageResult(
+        nest_metrics(flat), stats, best, int(trainer.current_epoch), int(trainer.global_step), trainer.is_global_zero
+    )
 
 
 def _backbone_blocks(model_cfg: dict) -> int:

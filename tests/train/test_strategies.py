@@ -1,0 +1,126 @@
+"""Pre-training without forces, multi-head batch composition and loss weights, the pre-training cache."""
+
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import torch
+
+from mfff.train.loss import MultiFidelityLoss
+from mfff.train.pretrain_cache import PretrainCache
+from mfff.train.run import train
+from mfff.train.stage import StageResult
+from tests.helpers import compose_config
+from tests.train.conftest import QUICK, train_quick
+
+
+def _emt_run(tmp_path, path, use_forces: bool) -> dict:
+    cfg = compose_config(
+        "train",
+        [
+            f"paths.output_dir={tmp_path}",
+            "strategy=pretrain",
+            "strategy.fidelities=[emt]",
+            f"strategy.use_forces={str(use_forces).lower()}",
+            "+data/source@data.sources.emt=extxyz",
+            "data.sources.emt.fidelity=emt",
+            f"data.sources.emt.reader.path={path}",
+            "data.sources.emt.reader.energy_key=energy_emt",
+            "data.sources.emt.reader.forces_key=forces_emt",
+            "data.sources.emt.n_val=16",
+            "trainer.max_epochs=2",
+            *QUICK,
+        ],
+    )
+    metrics = train(cfg, {})
+    return torch.load(metrics["best_checkpoint"], map_location="cpu", weights_only=False)["state_dict"]
+
+
+def test_pretraining_without_forces_never_reads_the_force_labels(emt_extxyz, tmp_path):
+    frames = ase.io.read(emt_extxyz, ":")
+    rng = np.random.default_rng(1)
+    for atoms in frames:  # garbage force labels: if they were read, training would differ
+        atoms.arrays["forces_emt"] = rng.normal(scale=50.0, size=atoms.arrays["forces_emt"].shape)
+    garbage = tmp_path / "garbage.extxyz"
+    ase.io.write(garbage, frames)
+    real = _emt_run(tmp_path / "real", emt_extxyz, use_forces=False)
+    fake = _emt_run(tmp_path / "fake", garbage, use_forces=False)
+    assert all(torch.equal(real[k], fake[k]) for k in real)
+    with_forces = _emt_run(tmp_path / "forces", emt_extxyz, use_forces=True)
+    assert not torch.equal(
+        real["potential.backbone.embedding.weight"], with_forces["potential.backbone.embedding.weight"]
+    )
+
+
+def test_without_forces_the_force_loss_has_zero_weight():
+    loss = MultiFidelityLoss(["dft", "gfn2"], forces_weight=10.0, use_forces=False)
+    assert torch.equal(loss.forces_weights, torch.zeros(2))
+
+
+def test_per_fidelity_loss_weights_and_evaluate_only_heads():
+    loss = MultiFidelityLoss(
+        ["cc", "dft", "gfn2"], energy_weight=1.0, per_fidelity={"cc": {"energy_weight": 5.0}}, trained=["cc", "dft"]
+    )
+    assert loss.energy_weights.tolist() == [5.0, 1.0, 0.0]
+    assert loss.forces_weights.tolist() == [10.0, 10.0, 0.0]
+
+
+def test_multihead_fixed_composition_and_epoch_length_by_the_expensive_fidelity(tmp_path):
+    metrics = train_quick(
+        tmp_path,
+        "strategy=multihead",
+        "strategy.fidelities=[dft,gfn2]",
+        "strategy.sampling.mode=fixed",
+        "+strategy.sampling.fixed={dft: 2}",
+        "strategy.sampling.epoch_fidelity=dft",
+        fidelities=("dft", "gfn2"),
+        n_train=32,
+        epochs=2,
+    )
+    assert metrics["steps"] == 2 * 16  # 32 dft structures, 2 per batch of 8
+    assert metrics["strategy"]["sampling"]["fixed"] == {"dft": 2}
+    assert set(metrics["metrics"]["test"]) >= {"dft", "gfn2"}
+
+
+def test_energy_only_fidelity_head_learns_from_energies(tmp_path):
+    metrics = train_quick(
+        tmp_path, "strategy=multihead", "strategy.fidelities=[cc,dft]", fidelities=("cc", "dft"), n_train=32, epochs=2
+    )
+    assert "forces_mae" not in metrics["metrics"]["test"]["cc"]
+    assert metrics["metrics"]["test"]["cc"]["energy_per_atom_mae"] < 1000  # meV/atom: E0 fitted on CCSD(T)
+
+
+def _build_once(root, marker_dir, started):
+    started.wait()
+
+    def build(directory: Path) -> StageResult:
+        (Path(marker_dir) / f"trained-{os.getpid()}").touch()
+        (directory / "checkpoints").mkdir(parents=True)
+        (directory / "checkpoints" / "best.ckpt").write_text("weights")
+        time.sleep(1.0)  # long enough that the other jobs arrive while this one builds
+        return StageResult(
+            {}, {"gfn2": {"n_train": 10, "label_cost": 1.0}}, str(directory / "checkpoints/best.ckpt"), 1, 1
+        )
+
+    entry, status = PretrainCache(root).get_or_build("k", {"seed": 0}, build)
+    (Path(marker_dir) / f"{status}-{os.getpid()}").touch()
+
+
+def test_jobs_starting_together_build_the_pretraining_once(tmp_path):
+    context = multiprocessing.get_context("fork")
+    started = context.Event()
+    jobs = [context.Process(target=_build_once, args=(tmp_path / "cache", tmp_path, started)) for _ in range(3)]
+    for job in jobs:
+        job.start()
+    started.set()
+    for job in jobs:
+        job.join(30)
+        assert job.exitcode == 0
+    names = sorted(p.name.split("-")[0] for p in tmp_path.iterdir() if p.is_file())
+    assert names == ["built", "reused", "reused", "trained"]  # one job trained, two found its result
+    entry = tmp_path / "cache" / "k"
+    assert PretrainCache.checkpoint(entry).read_text() == "weights"
+    assert not (tmp_path / "cache" / "k.partial").exists()
