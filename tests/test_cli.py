@@ -112,6 +112,7 @@ def test_ddp_with_two_real_processes_matches_single_process_evaluation(tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "MEMBER: 2/2" in result.stderr + result.stdout
     metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["steps"] == 2  # 32 structures in batches of 8, split over two ranks by the batch sampler
     evaluation = _run(
         [
             "-m",
