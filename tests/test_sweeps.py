@@ -48,3 +48,29 @@ def test_two_by_two_sweep_pretrains_once_and_records_its_overrides(tmp_path):
         assert m["metrics"]["test"]["dft"]["forces_mae"] > 0
         seen.add((n_train, mode))
     assert len(seen) == 4
+
+
+def test_pretrain_finetune_under_ddp_builds_the_cache_once_with_two_processes(tmp_path):
+    """Rank 0 holds the cache lock; rank 1 (started by Lightning's launcher) trains alongside and must not block."""
+    sizes = [f"data.sources.{f}.{k}=16" for f in ("gfn2", "dft") for k in ("n_train", "n_val", "n_test")]
+    result = _run(
+        [
+            "-m",
+            "mfff.cli.train",
+            "trainer=ddp",
+            "trainer.accelerator=cpu",
+            "strategy=pretrain_finetune",
+            "trainer.max_epochs=1",
+            f"paths.cache_dir={tmp_path}/cache",
+            f"hydra.run.dir={tmp_path}/run",
+            *sizes,
+            *QUICK,
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "MEMBER: 2/2" in result.stderr + result.stdout
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["pretrain"]["cache"] == "built" and metrics["steps"] == 1  # 16 structures, batch 8, two ranks
+    entries = sorted(p.name for p in (tmp_path / "cache" / "pretrain").iterdir())
+    assert len(entries) == 2 and entries[1].endswith(".lock") and not any(e.endswith(".partial") for e in entries)

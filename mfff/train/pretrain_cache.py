@@ -56,9 +56,12 @@ def cache_key(cfg: DictConfig, stage: Stage) -> tuple[str, dict]:
     return hashlib.sha256(text.encode()).hexdigest()[:16], settings
 
 
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+
+
 def _is_ddp_child() -> bool:
-    """Lightning's DDP launcher re-runs the script in ranks > 0 with these set; rank 0 owns the cache."""
-    return int(os.environ.get("LOCAL_RANK", "0")) > 0 or int(os.environ.get("NODE_RANK", "0")) > 0
+    """Ranks > 0 of a DDP job (Lightning's launcher or srun set these); only rank 0 takes the lock and renames."""
+    return any(int(os.environ.get(name, "0") or 0) > 0 for name in RANK_VARIABLES)
 
 
 class PretrainCache:

@@ -115,7 +115,7 @@ class MultiHead(Joint):
         if len(self.fidelities) < 2:
             raise DataError(
                 f"strategy=multihead needs at least two fidelities, got {self.fidelities} "
-                "(strategy.fidelities); use strategy=scratch for one"
+                "(fidelities / strategy.fidelities); use strategy=scratch for one"
             )
 
 

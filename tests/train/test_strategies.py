@@ -1,5 +1,6 @@
 """Pre-training without forces, multi-head batch composition and loss weights, the pre-training cache."""
 
+import json
 import multiprocessing
 import os
 import time
@@ -124,3 +125,24 @@ def test_jobs_starting_together_build_the_pretraining_once(tmp_path):
     entry = tmp_path / "cache" / "k"
     assert PretrainCache.checkpoint(entry).read_text() == "weights"
     assert not (tmp_path / "cache" / "k.partial").exists()
+
+
+def test_pretrain_and_finetune_stages_get_their_own_optimiser_and_trainer_settings(tmp_path):
+    metrics = train_quick(
+        tmp_path / "run",
+        "strategy=pretrain_finetune",
+        f"paths.cache_dir={tmp_path}/cache",
+        "+strategy.pretrain.optimizer.lr=0.002",
+        "+strategy.pretrain.trainer.max_epochs=2",
+        "+strategy.finetune.optimizer.lr=0.0005",
+        fidelities=("dft", "gfn2"),
+        n_train=16,
+        epochs=1,
+    )
+    pretrained = torch.load(metrics["pretrain"]["checkpoint"], map_location="cpu", weights_only=False)
+    finetuned = torch.load(metrics["best_checkpoint"], map_location="cpu", weights_only=False)
+    assert pretrained["hyper_parameters"]["optimizer"]["lr"] == 0.002
+    assert finetuned["hyper_parameters"]["optimizer"]["lr"] == 0.0005
+    record = json.loads((Path(metrics["pretrain"]["checkpoint"]).parents[1] / "metrics.json").read_text())
+    assert record["epochs"] == 2 and metrics["epochs"] == 1
+    assert metrics["strategy"]["finetune"]["fidelities"] == ["dft"]
