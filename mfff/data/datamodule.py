@@ -67,13 +67,12 @@ class MultiFidelityDataModule(pl.LightningDataModule):
             return
         for name, source in self.sources.items():
             for other in source.exclude_molecules_of:
-                if other not in self.all_sources:
+                if other not in self.all_sources or other == name:
                     raise DataError(
-                        f"{source.key}.exclude_molecules_of names {other!r}, which is not in data.sources "
-                        f"({', '.join(sorted(self.all_sources))})"
+                        f"{source.key}.exclude_molecules_of names {other!r}; name other sources of data.sources "
+                        f"({', '.join(sorted(set(self.all_sources) - {name}))})"
                     )
-                if other != name:
-                    source.exclude_groups(self.all_sources[other].groups())
+                source.exclude_groups(self.all_sources[other].groups())
         if self.budget:
             LabelBudget(**self.budget).apply(self.all_sources)
         for source in self.sources.values():

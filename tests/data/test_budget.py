@@ -78,3 +78,9 @@ def test_molecule_lists_select_and_are_checked():
     assert {s.group for s in data.sources["gfn2"].train} == {"C2H2", "HCN"}
     with pytest.raises(DataError, match="name \\['Unobtainium'\\], which are not in the training pool"):
         _data("+data.sources.gfn2.exclude_molecules=[Unobtainium]", fidelities=("gfn2",))
+
+
+def test_excluding_the_molecules_of_itself_or_of_nothing_is_refused():
+    for target in ("gfn2", "xtb"):
+        with pytest.raises(DataError, match=f"exclude_molecules_of names '{target}'; name other sources"):
+            _data(f"+data.sources.gfn2.exclude_molecules_of=[{target}]", fidelities=("gfn2",))
