@@ -2,6 +2,11 @@
 
 import json
 
+import pytest
+
+from mfff.config import conf_dir
+from mfff.train.run import train
+from tests.helpers import compose_config
 from tests.test_cli import _run
 from tests.train.conftest import QUICK
 
@@ -74,3 +79,35 @@ def test_pretrain_finetune_under_ddp_builds_the_cache_once_with_two_processes(tm
     assert metrics["pretrain"]["cache"] == "built" and metrics["steps"] == 1  # 16 structures, batch 8, two ranks
     entries = sorted(p.name for p in (tmp_path / "cache" / "pretrain").iterdir())
     assert len(entries) == 2 and entries[1].endswith(".lock") and not any(e.endswith(".partial") for e in entries)
+
+
+STUDIES = sorted(p.stem for p in (conf_dir() / "experiment").glob("*.yaml") if p.stem not in ("demo", "study"))
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_every_study_runs_one_tiny_job(study, tmp_path):
+    """Each paper study's config trains end to end (tiny sizes), so its README command is not a dead letter."""
+    cfg = compose_config("train", [f"experiment={study}"])
+    budget = cfg.data.get("budget")
+    sizes = [f"data.sources.{f}.{k}=8" for f in cfg.data.sources for k in ("n_val", "n_test")]
+    if budget:
+        sizes.append("data.budget.total=32")
+    else:
+        sizes += [f"data.sources.{f}.n_train=16" for f in cfg.data.sources if cfg.data.sources[f].n_train is not None]
+    if cfg.strategy.name == "pretrain_finetune":
+        sizes.append("++strategy.pretrain.trainer.max_epochs=1")
+    cfg = compose_config(
+        "train",
+        [
+            f"experiment={study}",
+            f"paths.output_dir={tmp_path}/run",
+            f"paths.cache_dir={tmp_path}/cache",
+            "trainer.max_epochs=1",
+            *sizes,
+        ],
+    )
+    metrics = train(cfg, {})
+    assert metrics["strategy"]["name"] == cfg.strategy.name
+    assert metrics["metrics"]["test"]["dft"]["energy_mae"] > 0
+    expected = {"dft"} | ({"gfn2"} if cfg.strategy.name != "scratch" else set())
+    assert set(metrics["n_train"]) >= expected

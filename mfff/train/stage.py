@@ -11,6 +11,7 @@ import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from mfff.data.errors import DataError
 from mfff.train.checkpoints import check_compatible, read_checkpoint
 from mfff.train.module import MultiFidelityModule
 from mfff.train.transfer import Transfer
@@ -103,7 +104,7 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
     module = MultiFidelityModule(
         model=cfg.model,
         fidelities=stage.heads,
-        loss=cfg.loss,
+        loss=_loss_for(cfg, stage.heads),
         optimizer=cfg.optimizer,
         scheduler=cfg.get("scheduler"),
         monitor=cfg.monitor,
@@ -134,6 +135,20 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
     return StageResult(
         nest_metrics(flat), stats, best, int(trainer.current_epoch), int(trainer.global_step), trainer.is_global_zero
     )
+
+
+def _loss_for(cfg: DictConfig, heads: list[str]) -> dict:
+    """The loss settings; per-fidelity weights of sources this stage does not train are dropped (one config can
+    serve a sweep over head sets), names that are no source at all are refused (typos)."""
+    loss = OmegaConf.to_container(cfg.loss, resolve=True)
+    per_fidelity = loss.get("per_fidelity") or {}
+    unknown = sorted(set(per_fidelity) - set(cfg.data.sources))
+    if unknown:
+        raise DataError(
+            f"loss.per_fidelity names {unknown}, which are not in data.sources ({', '.join(sorted(cfg.data.sources))})"
+        )
+    loss["per_fidelity"] = {f: w for f, w in per_fidelity.items() if f in heads}
+    return loss
 
 
 def _backbone_blocks(model_cfg: dict) -> int:

@@ -139,3 +139,10 @@ def test_checkpoint_loads_with_its_reference_energies(multihead_run):
     module = MultiFidelityModule.load_from_checkpoint(metrics["best_checkpoint"], map_location="cpu")
     e0 = module.potential.heads["gfn2"].e0
     assert e0[1] != 0 and e0[6] != 0 and torch.all(e0[[2, 3, 4, 5]] == 0)
+
+
+def test_loss_weight_for_a_fidelity_that_is_no_source(tmp_path):
+    from tests.train.conftest import train_quick
+
+    with pytest.raises(DataError, match="loss.per_fidelity names \\['dfft'\\], which are not in data.sources"):
+        train_quick(tmp_path, "+loss.per_fidelity={dfft: {energy_weight: 2.0}}", epochs=1)
