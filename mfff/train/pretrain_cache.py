@@ -23,9 +23,19 @@ RECORD = "metrics.json"
 NOT_IN_KEY = {"trainer": ("enable_progress_bar", "log_every_n_steps", "default_root_dir")}
 
 
+def code_digest() -> str:
+    """A digest of the code that trains (mfff's data, model and train packages): editing it makes new entries."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for part in ("data", "model", "train"):
+        for path in sorted((package / part).rglob("*.py")):
+            digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def cache_key(cfg: DictConfig, stage: Stage) -> tuple[str, dict]:
     """(sha256 key, the settings it hashes): data of the stage's fidelities, model, loss, optimiser, schedule,
-    trainer, callbacks, the stage's own settings and the seed."""
+    trainer, callbacks, the stage's own settings, the seed and the training code."""
     staged = stage_config(cfg, Path("<run>"), stage.config)
 
     def plain(key):
@@ -48,6 +58,7 @@ def cache_key(cfg: DictConfig, stage: Stage) -> tuple[str, dict]:
             "sampling": stage.sampling,
         },
         "seed": int(cfg.seed),
+        "code": code_digest(),
     }
     for key, names in NOT_IN_KEY.items():
         for name in names:

@@ -146,3 +146,19 @@ def test_pretrain_and_finetune_stages_get_their_own_optimiser_and_trainer_settin
     record = json.loads((Path(metrics["pretrain"]["checkpoint"]).parents[1] / "metrics.json").read_text())
     assert record["epochs"] == 2 and metrics["epochs"] == 1
     assert metrics["strategy"]["finetune"]["fidelities"] == ["dft"]
+
+
+def test_cache_key_follows_what_determines_the_pretraining_and_nothing_else():
+    from mfff.train.pretrain_cache import cache_key
+    from mfff.train.stage import Stage
+
+    def key(*overrides, use_forces=True):
+        cfg = compose_config("train", ["paths.output_dir=/tmp/mfff-key", "strategy=pretrain_finetune", *overrides])
+        return cache_key(cfg, Stage("pretrain", ["gfn2"], use_forces=use_forces))[0]
+
+    base = key()
+    assert key("data.sources.dft.n_train=100", "data.sources.cc.n_val=5", "trainer.enable_progress_bar=false") == base
+    assert key("paths.output_dir=/elsewhere") == base
+    for changed in (["data.sources.gfn2.n_train=100"], ["seed=1"], ["model/size=m"], ["optimizer.lr=0.01"]):
+        assert key(*changed) != base, changed
+    assert key(use_forces=False) != base
