@@ -136,7 +136,7 @@ class Finetune(Strategy):
         name: str | None = None,
         train: str = "full",
         freeze_blocks: int = 0,
-        head: str = "new",
+        head: str = "reuse",
         source_head: str | None = None,
         reference: str = "refit",
         eval_pretrain: bool = False,

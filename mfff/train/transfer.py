@@ -70,7 +70,7 @@ class Transfer:
     target: str
     train: str = "full"
     freeze_blocks: int = 0
-    head: str = "new"
+    head: str = "reuse"
     source_head: str | None = None
     reference: str = "refit"
     retain: list[str] = field(default_factory=list)
