@@ -69,7 +69,6 @@ class LabelBudget:
                     f"only {available} after validation; lower the budget or the fraction"
                 )
             sources[name].n_train = n
-            sources[name].size_origin = self.describe()
 
     def _within(self, source, cost: float) -> tuple[int, float]:
         """The longest prefix of the source's training order whose labels cost at most `cost`."""

@@ -57,7 +57,6 @@ class FidelitySource(pl.LightningDataModule):
         self.exclude_molecules = set(exclude_molecules or [])
         # other sources whose molecules this one must not train on; the data module resolves them into groups
         self.exclude_molecules_of = list(exclude_molecules_of or [])
-        self.size_origin = f"{self.key}.n_train"  # what set n_train, for error messages (e.g. data.budget)
         self.train: list[Structure] = []
         self.val: list[Structure] = []
         self.tests: dict[str, list[Structure]] = {}
@@ -76,7 +75,8 @@ class FidelitySource(pl.LightningDataModule):
 
     def groups(self) -> set[str]:
         """The molecules (groups) this source has labels for, in any split."""
-        return {s.group for s in self.read()}
+        self._split_pool()
+        return self._groups
 
     def _keep(self, pool: list[Structure]) -> list[Structure]:
         """The molecule filters act on the training pool only; test sets stay whole, so errors stay comparable."""
@@ -102,9 +102,11 @@ class FidelitySource(pl.LightningDataModule):
         self.exclude_molecules |= groups & {s.group for s in self._split_pool()}
 
     def _split_pool(self) -> list[Structure]:
+        """The train/val pool before filters (read and split once); sets the test sets."""
         if self._pool is None:
-            pool, self.tests = self._split(self.read())
-            self._pool = pool
+            structures = self.read()
+            self._groups = {s.group for s in structures}
+            self._pool, self.tests = self._split(structures)
         return self._pool
 
     def _ordered(self) -> tuple[list[Structure], int]:
@@ -126,7 +128,7 @@ class FidelitySource(pl.LightningDataModule):
         available = len(pool) - n_val
         if self.n_train is not None and self.n_train > available:
             raise DataError(
-                f"{self.size_origin}={self.n_train} but only {available} training structures remain in "
+                f"{self.key}.n_train={self.n_train} but only {available} training structures remain in "
                 f"{self.reader.path} after n_val={n_val}; lower n_train or n_val"
             )
         self.val = pool[:n_val]
