@@ -87,13 +87,16 @@ class PretrainCache:
         self.root = Path(root)
 
     def get_or_build(
-        self, key: str, settings: dict, build: Callable[[Path], StageResult], poll_s: float = 2.0
+        self, key: str, settings: dict, build: Callable[[Path], StageResult], poll_s: float = 2.0, wait_s: float = 600
     ) -> tuple[Path, str]:
         final, partial = self.root / key, self.root / f"{key}.partial"
         self.root.mkdir(parents=True, exist_ok=True)
         if _is_ddp_child():  # rank 0 holds the lock; the other ranks train alongside it, then wait for the rename
             build(partial)
+            deadline = time.monotonic() + wait_s  # rank 0 only has to write the record and rename by now
             while not (final / RECORD).is_file():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"rank 0 did not publish the pre-trained checkpoint {final} in {wait_s:.0f} s")
                 time.sleep(poll_s)
             return final, "built"
         with open(self.root / f"{key}.lock", "w") as lock:

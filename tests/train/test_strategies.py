@@ -8,6 +8,7 @@ from pathlib import Path
 
 import ase.io
 import numpy as np
+import pytest
 import torch
 
 from mfff.train.loss import MultiFidelityLoss
@@ -162,3 +163,14 @@ def test_cache_key_follows_what_determines_the_pretraining_and_nothing_else():
     for changed in (["data.sources.gfn2.n_train=100"], ["seed=1"], ["model/size=m"], ["optimizer.lr=0.01"]):
         assert key(*changed) != base, changed
     assert key(use_forces=False) != base
+
+
+def test_a_ddp_rank_above_zero_gives_up_when_rank_zero_never_publishes(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOCAL_RANK", "1")
+
+    def build(directory: Path) -> StageResult:
+        return StageResult({}, {}, None, epochs=1, steps=1)
+
+    with pytest.raises(RuntimeError, match="rank 0 did not publish the pre-trained checkpoint"):
+        PretrainCache(tmp_path).get_or_build("k", {}, build, poll_s=0.01, wait_s=0.05)
+    assert not (tmp_path / "k.lock").exists()  # ranks > 0 never take the lock
