@@ -57,6 +57,9 @@ class Composition:
         if mode not in MODES:
             raise DataError(f"{KEY}.mode={mode!r} is unknown; choose one of {', '.join(MODES)}")
         self.sizes, self.batch_size, self.mode = dict(sizes), int(batch_size), mode
+        for name, value in (("ratios", ratios), ("fixed", fixed)):
+            if value and mode != name:  # a setting the mode would ignore is a mistake, not a default
+                raise DataError(f"{KEY}.{name} is set but {KEY}.mode={mode}; set {KEY}.mode={name} or drop it")
         self.names = sorted(self.sizes)
         self.expected = self._expected_counts(dict(ratios or {}), dict(fixed or {}))
         if epoch_steps is not None and epoch_fidelity is not None:

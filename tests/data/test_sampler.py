@@ -84,6 +84,8 @@ def _padded(composition, steps):
         ({"mode": "fixed", "fixed": {"dft": 4, "gfn2": 4}}, "names every fidelity, so nothing can fill the rest"),
         ({"mode": "fixed", "fixed": {"dft": -2}}, "has a negative count"),
         ({"mode": "sometimes"}, "strategy.sampling.mode='sometimes' is unknown"),
+        ({"fixed": {"dft": 4}}, "strategy.sampling.fixed is set but strategy.sampling.mode=proportional"),
+        ({"mode": "fixed", "ratios": {"dft": 1, "gfn2": 1}}, "ratios is set but strategy.sampling.mode=fixed"),
         ({"epoch_steps": 3, "epoch_fidelity": "dft"}, "set only one of"),
         ({"epoch_fidelity": "cc"}, "epoch_fidelity='cc' is not trained here"),
         ({"mode": "ratios", "ratios": {"dft": 0, "gfn2": 1}, "epoch_fidelity": "dft"}, "never appears in a batch"),

@@ -76,7 +76,7 @@ def test_multihead_fixed_composition_and_epoch_length_by_the_expensive_fidelity(
         "strategy=multihead",
         "strategy.fidelities=[dft,gfn2]",
         "strategy.sampling.mode=fixed",
-        "+strategy.sampling.fixed={dft: 2}",
+        "strategy.sampling.fixed={dft: 2}",
         "strategy.sampling.epoch_fidelity=dft",
         fidelities=("dft", "gfn2"),
         n_train=32,
