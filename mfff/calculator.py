@@ -11,16 +11,20 @@ from mfff.data.structure import Structure
 
 
 class MFFFCalculator(Calculator):
-    """Energy (eV) and forces (eV/Å) of one fidelity's head, e.g. `MFFFCalculator("best.ckpt", fidelity="dft")`."""
+    """Energy (eV) and forces (eV/Å) of one fidelity's head, e.g. `MFFFCalculator("outputs/demo/<date>", "dft")`.
+
+    Args:
+        checkpoint: a run dir of mfff-train (its best checkpoint) or a .ckpt file.
+    """
 
     implemented_properties = ["energy", "free_energy", "forces"]
 
     def __init__(self, checkpoint, fidelity: str, device: str = "cpu", neighbours: str = "auto", **kwargs):
         super().__init__(**kwargs)
-        from mfff.train.module import MultiFidelityModule
+        from mfff.train.checkpoints import load_module
 
-        module = MultiFidelityModule.load_from_checkpoint(checkpoint, map_location=device)
-        self.potential = module.potential.eval()
+        module = load_module(checkpoint, "checkpoint", map_location=device)
+        self.potential = module.potential
         self.potential.head_index(fidelity)  # fails early, naming the heads there are
         self.fidelity, self.device = fidelity, device
         self.collate = Collater(self.potential.backbone.cutoff, neighbours, dtype=module.dtype_name)

@@ -85,7 +85,7 @@ def test_every_logger(logger, tmp_path):
     cfg = compose_config("train", [f"paths.output_dir={tmp_path}", f"logger={logger}"])
     loggers = instantiate_dict(cfg.get("logger"))
     names = sorted(type(x).__name__ for x in loggers)
-    assert names == {"csv": ["CSVLogger"], "wandb": ["CSVLogger", "WandbLogger"], "none": []}[logger]
+    assert names == {"csv": ["HistoryCSVLogger"], "wandb": ["HistoryCSVLogger", "WandbLogger"], "none": []}[logger]
 
 
 @pytest.mark.parametrize("callbacks", options("callbacks"))

@@ -9,7 +9,6 @@ from omegaconf import DictConfig
 
 from mfff.cli.errors import user_errors
 from mfff.config import conf_dir
-from mfff.label.errors import LabelConfigError
 
 log = logging.getLogger("mfff.label")
 
@@ -18,7 +17,7 @@ def run(cfg: DictConfig) -> None:
     from mfff.label.pipeline import LabelJob
     from mfff.label.summary import format_summary, summarize
 
-    with user_errors("mfff-label", LabelConfigError):
+    with user_errors("mfff-label"):
         job = LabelJob(cfg.label)
         if not cfg.summary:
             job.run(stages=list(cfg.stages), retry_failed=bool(cfg.retry_failed))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mfff.cli.errors import user_errors
 from mfff.config import conf_dir
-from mfff.data.errors import DataError
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")
@@ -17,8 +17,11 @@ def main(cfg: DictConfig) -> float | None:
 
     runtime = HydraConfig.get()
     choices = {**dict(runtime.runtime.choices), "_overrides": list(runtime.overrides.task)}
-    with user_errors("mfff-train", DataError):
+    metrics = None
+    with user_errors("mfff-train", in_sweep=runtime.mode == RunMode.MULTIRUN):
         metrics = train(cfg, choices)
+    if metrics is None:  # a diverged job of a sweep
+        return None
     # the value Hydra sweepers optimise: the monitored validation metric, if present
     stage, _, name = str(cfg.monitor).partition("/")
     return metrics["metrics"].get(stage, {}).get("_all", {}).get(name)

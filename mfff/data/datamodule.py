@@ -10,6 +10,7 @@ from mfff.data.budget import LabelBudget
 from mfff.data.errors import DataError
 from mfff.data.sampler import Composition, EpochCounter, MixedBatchSampler
 from mfff.data.sources import FidelitySource
+from mfff.utils.values import whole_number
 
 
 class MultiFidelityDataModule(pl.LightningDataModule):
@@ -40,6 +41,9 @@ class MultiFidelityDataModule(pl.LightningDataModule):
         budget: dict | None = None,
     ):
         super().__init__()
+        batch_size = whole_number(batch_size, "data.batch_size", 1)
+        eval_batch_size = whole_number(eval_batch_size, "data.eval_batch_size", 1, allow_none=True)
+        num_workers = whole_number(num_workers, "data.num_workers", 0)
         self.target_fidelity = fidelity  # the expensive fidelity single-fidelity strategies train on
         self.train_fidelities = sorted(fidelities)
         if not self.train_fidelities:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
@@ -17,16 +18,45 @@ from mfff.data.structure import Structure
 from mfff.utils.seeding import stream
 
 SPLIT_MODES = ("predefined", "random", "group")
+DEFAULT_VAL_FRACTION = 0.1  # n_val=null without a val file or `val` tags: this fraction of the training pool
+
+
+def check_size(value, key: str) -> int | float | None:
+    """A subset size: None (all), a count >= 1, or a fraction 0 < x < 1 of what is there."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise DataError(f"{key}={value!r} must be a count (>= 1), a fraction between 0 and 1, or null for all")
+    if 0 < value < 1:
+        return float(value)
+    if value < 1 or value != int(value):
+        raise DataError(f"{key}={value!r} must be a positive count (>= 1) or a fraction between 0 and 1")
+    return int(value)
+
+
+def resolve_size(size: int | float | None, available: int) -> int:
+    """How many of `available` a checked size takes (a fraction rounds up, so it never takes none)."""
+    if size is None:
+        return available
+    if isinstance(size, float):
+        return max(1, math.ceil(size * available))
+    return size
 
 
 class FidelitySource(pl.LightningDataModule):
     """Structures of one fidelity, split by seed into train / val / named test sets.
 
+    The data comes from `reader.path` (one file), or from separate `train`, `val` and `test` files read with the
+    same reader settings (label keys, units). `test` may map names to files, e.g. {test: a.xyz, test_ood: b.xyz}.
+
     Args:
-        split: 'predefined' uses the file's split tags (train pool = `train`, each other tag is a test set, e.g.
-            the built-in `test` and `test_mol`); 'random' splits conformers; 'group' holds out whole molecules.
-        n_train, n_val, n_test: subset sizes (None = all that remain). Training subsets of one seed nest: the
-            first n of a fixed seeded order, so n_train=100 is contained in n_train=250.
+        split: how test sets are carved when no `test` file is given: 'predefined' uses the file's split tags
+            (train pool = `train`, `val` = validation, each other tag a test set, e.g. the built-in `test` and
+            `test_mol`); 'random' splits conformers; 'group' holds out whole molecules.
+        n_train, n_val, n_test: subset sizes, each a count, a fraction (0 < x < 1) or None. n_train: None = the
+            whole training pool; n_val: None = the whole val file, else 10% of the training pool; n_test: at most
+            this many of each test set, None = all. Training subsets of one seed nest: the first n of a fixed
+            seeded order, so n_train=100 is contained in n_train=250.
     """
 
     def __init__(
@@ -35,23 +65,32 @@ class FidelitySource(pl.LightningDataModule):
         reader: Reader,
         split: str = "predefined",
         test_fraction: float = 0.1,
-        val_fraction: float = 0.1,
-        n_train: int | None = None,
-        n_val: int | None = None,
-        n_test: int | None = None,
+        n_train: int | float | None = None,
+        n_val: int | float | None = None,
+        n_test: int | float | None = None,
         seed: int = 0,
         cutoff: float = 5.0,
         batch_size: int = 16,
         molecules: list[str] | None = None,
         exclude_molecules: list[str] | None = None,
         exclude_molecules_of: list[str] | None = None,
+        train: str | None = None,
+        val: str | None = None,
+        test: str | dict[str, str] | None = None,
     ):
         super().__init__()
-        if split not in SPLIT_MODES:
-            raise DataError(f"unknown split mode {split!r} in data.sources.{fidelity}.split; choose {SPLIT_MODES}")
         self.fidelity, self.reader, self.split_mode = fidelity, reader, split
-        self.test_fraction, self.val_fraction = test_fraction, val_fraction
-        self.n_train, self.n_val, self.n_test = n_train, n_val, n_test
+        if split not in SPLIT_MODES:
+            raise DataError(f"unknown split mode {split!r} in {self.key}.split; choose {SPLIT_MODES}")
+        if not 0 <= test_fraction < 1:
+            raise DataError(f"{self.key}.test_fraction={test_fraction} must be in [0, 1)")
+        self.test_fraction = test_fraction
+        self.n_train, self.n_val, self.n_test = (
+            check_size(n_train, f"{self.key}.n_train"),
+            check_size(n_val, f"{self.key}.n_val"),
+            check_size(n_test, f"{self.key}.n_test"),
+        )
+        self.files = self._check_files(train, val, test)
         self.seed, self.cutoff, self.batch_size = seed, cutoff, batch_size
         self.molecules = list(molecules) if molecules is not None else None
         self.exclude_molecules = set(exclude_molecules or [])
@@ -61,17 +100,60 @@ class FidelitySource(pl.LightningDataModule):
         self.val: list[Structure] = []
         self.tests: dict[str, list[Structure]] = {}
         self._pool: list[Structure] | None = None
+        self._val_set: list[Structure] | None = None  # from a val file or `val` tags; else carved from the pool
         self._ready = False
 
     @property
     def key(self) -> str:
         return f"data.sources.{self.fidelity}"
 
-    def read(self) -> list[Structure]:
-        structures = self.reader.read()
+    def _check_files(self, train, val, test) -> dict:
+        """{'train': path, 'val': path, 'test': {name: path}} of the given files; {} when the reader has the data."""
+        if train is None and val is None and test is None:
+            if self.reader.path is None:
+                raise DataError(
+                    f"{self.key} has no data: set {self.key}.reader.path (one file) or "
+                    f"{self.key}.train (and .test, optionally .val) files"
+                )
+            return {}
+        if self.reader.path is not None:
+            raise DataError(
+                f"{self.key} names both reader.path ({self.reader.path}) and train/val/test files; "
+                f"give one: set {self.key}.reader.path=null to use the files"
+            )
+        if train is None:
+            raise DataError(f"{self.key}.val / .test files need a training file too: set {self.key}.train")
+        files = {"train": str(train)}
+        if val is not None:
+            files["val"] = str(val)
+        if test is not None:
+            files["test"] = (
+                {"test": str(test)}
+                if isinstance(test, (str, Path))
+                else {str(k): str(v) for k, v in dict(test).items()}
+            )
+        return files
+
+    @property
+    def origin(self) -> str:
+        """Where the data comes from, for messages."""
+        if not self.files:
+            return str(self.reader.path)
+        tests = self.files.get("test", {})
+        return ", ".join(
+            [f"train={self.files['train']}"]
+            + ([f"val={self.files['val']}"] if "val" in self.files else [])
+            + [f"{name}={path}" for name, path in tests.items()]
+        )
+
+    def _read(self, reader: Reader) -> list[Structure]:
+        structures = reader.read()
         if not structures:
-            raise DataError(f"{self.reader.describe()} gave no structures with {self.fidelity} labels ({self.key})")
+            raise DataError(f"{reader.describe()} gave no structures with {self.fidelity} labels ({self.key})")
         return structures
+
+    def read(self) -> list[Structure]:
+        return self._read(self.reader)
 
     def groups(self) -> set[str]:
         """The molecules (groups) this source has labels for, in any split."""
@@ -86,7 +168,7 @@ class FidelitySource(pl.LightningDataModule):
         if unknown:
             raise DataError(
                 f"{self.key}.molecules / exclude_molecules name {unknown}, which are not in the training pool of "
-                f"{self.reader.describe()}; known: {', '.join(sorted(known))}"
+                f"{self.origin}; known: {', '.join(sorted(known))}"
             )
         kept = [
             s
@@ -102,18 +184,37 @@ class FidelitySource(pl.LightningDataModule):
         self.exclude_molecules |= groups & {s.group for s in self._split_pool()}
 
     def _split_pool(self) -> list[Structure]:
-        """The train/val pool before filters (read and split once); sets the test sets."""
+        """The train/val pool before filters (read and split once); sets the test sets and a given val set."""
         if self._pool is None:
-            structures = self.read()
+            if self.files:
+                pool = self._read(self.reader.for_file(self.files["train"]))
+                self._val_set = self._read(self.reader.for_file(self.files["val"])) if "val" in self.files else None
+                if "test" in self.files:
+                    self.tests = {n: self._read(self.reader.for_file(p)) for n, p in self.files["test"].items()}
+                else:
+                    pool, self.tests, tagged_val = self._split(pool)
+                    self._val_set = self._val_set or tagged_val
+                structures = pool + (self._val_set or []) + [s for items in self.tests.values() for s in items]
+            else:
+                structures = self.read()
+                pool, self.tests, self._val_set = self._split(structures)
             self._groups = {s.group for s in structures}
-            self._pool, self.tests = self._split(structures)
+            self._pool = pool
         return self._pool
 
     def _ordered(self) -> tuple[list[Structure], int]:
         """The filtered pool in its fixed seeded order, and how many of its first entries are validation."""
         pool = self._keep(self._split_pool())
         pool = [pool[i] for i in stream(self.seed, "pool", self.fidelity).permutation(len(pool))]
-        n_val = self.n_val if self.n_val is not None else max(1, int(math.ceil(self.val_fraction * len(pool))))
+        if self._val_set is not None:
+            return pool, 0
+        n_val = resolve_size(self.n_val if self.n_val is not None else DEFAULT_VAL_FRACTION, len(pool))
+        if n_val >= len(pool):
+            raise DataError(
+                f"{self.key}.n_val={self.n_val} takes {n_val} of the {len(pool)} structures in the training pool of "
+                f"{self.origin}, leaving none to train on; lower it (a fraction works: {self.key}.n_val=0.1) "
+                "or give a val file"
+            )
         return pool, n_val
 
     def training_pool(self) -> list[Structure]:
@@ -126,20 +227,30 @@ class FidelitySource(pl.LightningDataModule):
             return
         pool, n_val = self._ordered()
         available = len(pool) - n_val
-        if self.n_train is not None and self.n_train > available:
+        n_train = resolve_size(self.n_train, available)
+        if n_train > available:
             raise DataError(
                 f"{self.key}.n_train={self.n_train} but only {available} training structures remain in "
-                f"{self.reader.path} after n_val={n_val}; lower n_train or n_val"
+                f"{self.origin} after n_val={n_val}; lower n_train or n_val"
             )
-        self.val = pool[:n_val]
-        self.train = pool[n_val : n_val + (self.n_train if self.n_train is not None else available)]
-        if self.n_test is not None:
-            self.tests = {name: items[: self.n_test] for name, items in self.tests.items()}
+        if self._val_set is not None:
+            wanted = resolve_size(self.n_val, len(self._val_set))
+            if wanted > len(self._val_set):
+                raise DataError(
+                    f"{self.key}.n_val={self.n_val} but the validation set of {self.origin} has "
+                    f"{len(self._val_set)} structures; lower n_val or set it to null (all)"
+                )
+            order = stream(self.seed, "val", self.fidelity).permutation(len(self._val_set))
+            self.val = [self._val_set[i] for i in order[:wanted]]
+        else:
+            self.val = pool[:n_val]
+        self.train = pool[n_val : n_val + n_train]
+        self.tests = {name: items[: resolve_size(self.n_test, len(items))] for name, items in self.tests.items()}
         for name, items in {"train": self.train, "val": self.val, **self.tests}.items():
             if not items:
                 raise DataError(
-                    f"the {name} split of {self.key} ({self.reader.path}) is empty; check the split "
-                    f"settings and sizes (split={self.split_mode}, n_{name if name in ('train', 'val') else 'test'})"
+                    f"the {name} split of {self.key} ({self.origin}) is empty; check the split "
+                    f"settings and sizes (split={self.split_mode}, test_fraction={self.test_fraction})"
                 )
         self.e0 = fit_reference_energies(self.train)
         self.energy_scale = energy_residual_rms(self.train, self.e0)
@@ -147,16 +258,18 @@ class FidelitySource(pl.LightningDataModule):
         self.elements = sorted({int(z) for s in self.train for z in s.numbers})
         self._ready = True
 
-    def _split(self, structures: list[Structure]) -> tuple[list[Structure], dict[str, list[Structure]]]:
+    def _split(self, structures: list[Structure]):
+        """(training pool, {test name: structures}, val set or None) by the split mode."""
         if self.split_mode == "predefined":
             tags = sorted({s.split for s in structures})
             if tags == [""]:
                 raise DataError(
-                    f"{self.key}.split=predefined but {self.reader.path} has no split tags; "
-                    "use split=random or split=group"
+                    f"{self.key}.split=predefined but {self.origin} has no split tags; use split=random or split=group"
                 )
             pool = [s for s in structures if s.split == "train"]
-            return pool, {tag: [s for s in structures if s.split == tag] for tag in tags if tag not in ("train", "")}
+            val = [s for s in structures if s.split == "val"] or None
+            tests = {tag: [s for s in structures if s.split == tag] for tag in tags if tag not in ("train", "val", "")}
+            return pool, tests, val
         if self.split_mode == "random":
             order = stream(self.seed, "test", self.fidelity).permutation(len(structures))
             n_test = int(round(self.test_fraction * len(structures)))
@@ -164,11 +277,12 @@ class FidelitySource(pl.LightningDataModule):
             return (
                 [s for i, s in enumerate(structures) if i not in test],
                 {"test": [s for i, s in enumerate(structures) if i in test]},
+                None,
             )
         groups = sorted({s.group for s in structures})
         if len(groups) < 2:
             raise DataError(
-                f"{self.key}.split=group needs at least two molecules (groups); {self.reader.path} has "
+                f"{self.key}.split=group needs at least two molecules (groups); {self.origin} has "
                 f"{len(groups)}; use split=random"
             )
         order = [groups[i] for i in stream(self.seed, "groups").permutation(len(groups))]
@@ -179,7 +293,8 @@ class FidelitySource(pl.LightningDataModule):
                 break
             held.add(g)
             count += sizes[g]
-        return [s for s in structures if s.group not in held], {"test": [s for s in structures if s.group in held]}
+        pool = [s for s in structures if s.group not in held]
+        return pool, {"test": [s for s in structures if s.group in held]}, None
 
     @property
     def label_cost(self) -> float:

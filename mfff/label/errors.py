@@ -1,7 +1,9 @@
 """Errors raised by the labelling pipeline."""
 
+from mfff.errors import UserInputError
 
-class LabelConfigError(ValueError):
+
+class LabelConfigError(UserInputError):
     """Bad labelling input: the message names the config key or file and how to fix it."""
 
 

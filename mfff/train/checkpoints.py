@@ -1,26 +1,85 @@
-"""Strict checkpoint compatibility: a checkpoint of another architecture is refused with both configs named."""
+"""Finding, reading and checking checkpoints: run dirs are accepted wherever a .ckpt is, files are loaded without
+running pickled code, and a checkpoint of another architecture or with other settings is refused with both named."""
 
 from __future__ import annotations
 
+import json
+import logging
+import pickle
 from pathlib import Path
 
 import torch
 
 from mfff.data.errors import DataError
 
+log = logging.getLogger(__name__)
+
+# hyper-parameters that resuming cannot change: Lightning restores the optimiser and schedule states, and the run
+# would silently go on with the old values
+FIXED_ON_RESUME = ("fidelities", "trained", "frozen", "use_forces", "loss", "optimizer", "scheduler", "monitor")
+
+
+def resolve_checkpoint(source, key: str, prefer: str = "best") -> Path:
+    """A .ckpt file, or a run dir of mfff-train: its best checkpoint (metrics.json's, else checkpoints/best.ckpt),
+    or with prefer='last' its checkpoints/last.ckpt (to resume where it stopped)."""
+    if source is None or str(source) in ("", "???"):
+        raise DataError(f"{key} is not set; give a run dir of mfff-train or a .ckpt file")
+    path = Path(str(source)).expanduser()
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise DataError(f"{key}={path} does not exist; give a run dir of mfff-train or a .ckpt file")
+    candidates = [path / "checkpoints" / "best.ckpt", path / "checkpoints" / "last.ckpt"]
+    metrics = path / "metrics.json"
+    if metrics.is_file():
+        best = json.loads(metrics.read_text()).get("best_checkpoint")
+        if best:
+            candidates.insert(0, Path(best))
+    if prefer == "last":
+        candidates.reverse()
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise DataError(
+        f"{key}={path} is a directory without a checkpoint (looked for {', '.join(str(c) for c in candidates)}); "
+        "point it at a run dir of mfff-train that saved one, or at a .ckpt file"
+    )
+
 
 def read_checkpoint(path) -> dict:
-    """Load a checkpoint written by mfff-train, or fail naming the path and what is wrong with it."""
+    """Load a checkpoint written by mfff-train, or fail naming the path and what is wrong with it.
+
+    Only tensors and plain values are unpickled (torch's weights_only), so a foreign file cannot run code.
+    """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"checkpoint {path} does not exist; give the path to a .ckpt file written by mfff-train")
+        raise DataError(f"checkpoint {path} does not exist; give a run dir of mfff-train or a .ckpt file")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # torch raises various types for non-checkpoints
-        raise DataError(f"{path} is not a readable PyTorch checkpoint: {err}") from err
-    if "model" not in checkpoint.get("hyper_parameters", {}):
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise DataError(
+            f"{path} is not a checkpoint written by mfff-train: it holds Python objects beyond tensors and plain "
+            "values, which mfff does not unpickle (that could run code from the file)"
+        ) from None
+    except Exception as err:  # torch raises various types for files that are no checkpoint at all
+        raise DataError(
+            f"{path} is not a readable PyTorch checkpoint ({type(err).__name__}); was it written by mfff-train?"
+        ) from err
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint.get("hyper_parameters", {}):
         raise DataError(f"{path} was not written by mfff-train (no model hyper-parameters inside)")
     return checkpoint
+
+
+def load_module(source, key: str = "ckpt", map_location="cpu"):
+    """The trained `MultiFidelityModule` of a run dir or .ckpt, in eval mode."""
+    from mfff.train.module import MultiFidelityModule
+
+    path = resolve_checkpoint(source, key)
+    checkpoint = read_checkpoint(path)
+    module = MultiFidelityModule(**checkpoint["hyper_parameters"])
+    module.load_state_dict(checkpoint["state_dict"])
+    module.checkpoint_path = path
+    return module.to(map_location).eval()
 
 
 def architecture(model_cfg: dict) -> dict:
@@ -40,3 +99,34 @@ def check_compatible(checkpoint: dict, model_cfg: dict, fidelities: list[str], p
         raise DataError(
             f"checkpoint {path} has heads {saved.get('fidelities')} but the config trains {sorted(fidelities)}"
         )
+
+
+def differences(saved, current, prefix: str = "") -> list[str]:
+    """'key: saved -> current' for every leaf that differs between two nested dicts."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        return [
+            line
+            for k in sorted(set(saved) | set(current), key=str)
+            for line in differences(saved.get(k), current.get(k), f"{prefix}.{k}" if prefix else str(k))
+        ]
+    return [] if saved == current else [f"{prefix}: {saved!r} (checkpoint) -> {current!r} (now)"]
+
+
+def check_resume(checkpoint: dict, hparams: dict, path) -> None:
+    """Resuming continues the checkpoint's run: settings it would silently ignore are refused; a longer or shorter
+    run (trainer.max_epochs / max_steps) is applied, and said so."""
+    saved = checkpoint["hyper_parameters"]
+
+    def fixed(h: dict) -> dict:
+        return {**{k: h.get(k) for k in FIXED_ON_RESUME}, "data": (h.get("settings") or {}).get("data")}
+
+    changed = differences(fixed(saved), fixed(hparams))
+    if changed:
+        raise DataError(
+            f"resume_from={path}: this run's settings differ from the checkpoint's, and resuming would keep the "
+            "checkpoint's:\n  " + "\n  ".join(changed) + "\nresume with the checkpoint's settings, or start a new run "
+            f"from its weights with strategy=finetune strategy.from={path}"
+        )
+    trainer = [(h.get("settings") or {}).get("trainer") for h in (saved, hparams)]
+    for line in differences(*trainer, "trainer"):
+        log.info("resume: %s; the learning-rate schedule is stretched to the new length", line)

@@ -1,24 +1,26 @@
-"""Evaluate a checkpoint on every fidelity of a dataset that it has a head for."""
+"""Evaluate a checkpoint on the test sets of every fidelity of a dataset that it has a head for."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 from mfff.data.errors import DataError
-from mfff.train.checkpoints import read_checkpoint
-from mfff.train.module import MultiFidelityModule
-from mfff.train.stage import finite_metrics, nest_metrics
+from mfff.train.checkpoints import load_module
+from mfff.train.report import UNITS, metrics_table
+from mfff.train.stage import nest_metrics
 from mfff.utils.atomic import atomic_write_text
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    path = Path(cfg.ckpt)
-    read_checkpoint(path)  # a clear error for a missing or foreign file before Lightning tries
-    module = MultiFidelityModule.load_from_checkpoint(path, map_location="cpu")
+    """Test sets are those of `data` as configured here: every structure of each test set unless
+    data.sources.<name>.n_test is set (a training run's metrics.json used that run's n_test)."""
+    module = load_module(cfg.ckpt, "ckpt")
+    path = module.checkpoint_path
     fidelities = [f for f in cfg.data.sources if f in module.fidelities]
     if not fidelities:
         raise DataError(
@@ -33,12 +35,31 @@ def evaluate(cfg: DictConfig) -> dict:
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=[])
     flat = {}
     for result in trainer.test(module, datamodule=data, verbose=False):
-        flat.update(finite_metrics(result))
-    report = {
+        flat.update({k: float(v) if math.isfinite(float(v)) else None for k, v in result.items()})
+    return {
         "checkpoint": str(path),
         "fidelities": data.fidelities,
+        "test_sizes": {f: {n: len(items) for n, items in s.tests.items()} for f, s in data.sources.items()},
         "metrics": nest_metrics(flat),
-        "units": {"energy": "meV", "energy_per_atom": "meV/atom", "forces": "meV/Å"},
+        "units": UNITS,
     }
-    atomic_write_text(Path(cfg.paths.output_dir) / "eval_metrics.json", json.dumps(report, indent=1) + "\n")
-    return report
+
+
+def write_report(report: dict, output_dir: Path) -> Path:
+    path = Path(output_dir) / "eval_metrics.json"
+    atomic_write_text(path, json.dumps(report, indent=1) + "\n")
+    return path
+
+
+def format_report(report: dict, path: Path) -> str:
+    sizes = "; ".join(
+        f"{fidelity}: " + ", ".join(f"{name} {n}" for name, n in sorted(tests.items()))
+        for fidelity, tests in sorted(report["test_sizes"].items())
+    )
+    return "\n".join(
+        [
+            f"mfff-eval: {report['checkpoint']} on every structure of the test sets ({sizes} structures):",
+            metrics_table(report["metrics"]),
+            f"wrote {path}",
+        ]
+    )

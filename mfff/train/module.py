@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mfff.data.batch import Batch
 from mfff.data.errors import DataError
+from mfff.errors import TrainingDiverged
 from mfff.model.potential import Potential
 from mfff.train.loss import MultiFidelityLoss
 from mfff.train.metrics import FidelityMetrics
@@ -40,6 +41,7 @@ class MultiFidelityModule(pl.LightningModule):
     trained: heads whose fidelities enter the loss (default all); the others are only evaluated and stay frozen.
     frozen: parameter-name prefixes that do not train (e.g. `potential.backbone.`), set by fine-tuning.
     use_forces: False trains on energies alone (force terms get zero weight).
+    settings: the run's data settings and length, stored so that `resume_from` can refuse a changed run.
     """
 
     def __init__(
@@ -53,20 +55,13 @@ class MultiFidelityModule(pl.LightningModule):
         trained: list[str] | None = None,
         frozen: list[str] | None = None,
         use_forces: bool = True,
+        settings: dict | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(
-            {
-                "model": _plain(model),
-                "fidelities": sorted(fidelities),
-                "loss": _plain(loss),
-                "optimizer": _plain(optimizer),
-                "scheduler": _plain(scheduler),
-                "monitor": monitor,
-                "trained": sorted(trained) if trained is not None else sorted(fidelities),
-                "frozen": list(frozen or []),
-                "use_forces": bool(use_forces),
-            }
+            self.hparams_of(
+                model, fidelities, loss, optimizer, scheduler, monitor, trained, frozen, use_forces, settings
+            )
         )
         self.fidelities = sorted(fidelities)
         self.potential = build_potential(self.hparams.model, self.fidelities)
@@ -81,9 +76,38 @@ class MultiFidelityModule(pl.LightningModule):
         self.freeze(self.hparams.frozen + untrained)
         self.metrics = torch.nn.ModuleDict()
         self.register_buffer("data_to_head", torch.arange(len(self.fidelities)), persistent=False)
+        # the first step whose training loss was NaN/inf (-1: none); checked once an epoch, not every step
+        self.register_buffer("first_nonfinite_step", torch.tensor(-1), persistent=False)
         self.stage_names = {0: "test"}
         self._add_metrics(["train"], self.hparams.trained)  # heads that do not train have no train metrics
         self._add_metrics(["val", "test"])
+
+    @staticmethod
+    def hparams_of(
+        model,
+        fidelities,
+        loss=None,
+        optimizer=None,
+        scheduler=None,
+        monitor="val/loss",
+        trained=None,
+        frozen=None,
+        use_forces=True,
+        settings=None,
+    ) -> dict:
+        """The hyper-parameters as the checkpoint stores them (plain, sorted), to compare a run with a checkpoint."""
+        return {
+            "model": _plain(model),
+            "fidelities": sorted(fidelities),
+            "loss": _plain(loss),
+            "optimizer": _plain(optimizer),
+            "scheduler": _plain(scheduler),
+            "monitor": monitor,
+            "trained": sorted(trained) if trained is not None else sorted(fidelities),
+            "frozen": list(frozen or []),
+            "use_forces": bool(use_forces),
+            "settings": _plain(settings),
+        }
 
     # ------------------------------------------------------------------------------------------- data binding
     def bind_data(self, data_fidelities: list[str], test_names: list[str] | None = None) -> None:
@@ -147,7 +171,10 @@ class MultiFidelityModule(pl.LightningModule):
         return losses["loss"]
 
     def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
+        loss = self._step(batch, "train")
+        unseen = (self.first_nonfinite_step < 0) & ~torch.isfinite(loss.detach())
+        self.first_nonfinite_step = torch.where(unseen, self.global_step, self.first_nonfinite_step)
+        return loss
 
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")
@@ -167,6 +194,9 @@ class MultiFidelityModule(pl.LightningModule):
 
     def on_train_epoch_end(self):
         self._log_epoch_metrics({"train"})
+        diverged = bool(self.first_nonfinite_step >= 0)
+        if self.trainer.strategy.reduce_boolean_decision(diverged, all=False):  # every rank stops together
+            raise TrainingDiverged(self.current_epoch, int(self.first_nonfinite_step))
 
     def on_validation_epoch_end(self):
         self._log_epoch_metrics({"val"})

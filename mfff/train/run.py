@@ -9,33 +9,66 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from mfff.errors import TrainingDiverged
+from mfff.train.checks import check_train_config
+from mfff.train.report import UNITS, format_summary
 from mfff.train.strategies import Strategy
 from mfff.utils.atomic import atomic_write_text
+from mfff.utils.threads import apply_threads, choose_threads
 
 log = logging.getLogger(__name__)
 
 
+def processes_per_node(trainer_cfg) -> int:
+    """Processes Lightning starts on this machine (DDP ranks), which share its CPUs."""
+    devices = trainer_cfg.get("devices", 1)
+    if isinstance(devices, int) and devices > 0:
+        return devices
+    if not isinstance(devices, (int, str)) and devices is not None:
+        return max(1, len(devices))
+    return 1
+
+
 def train(cfg: DictConfig, run_choices: dict | None = None) -> dict:
+    check_train_config(cfg)
+    threads = choose_threads(cfg.get("threads", "auto"), processes_per_node(cfg.trainer), cfg.data.num_workers)
+    apply_threads(threads)
+    log.info("using %s", threads)
     output_dir = Path(cfg.paths.output_dir)
+    choices = run_choices or {}
     strategy: Strategy = hydra.utils.instantiate(cfg.strategy, _convert_="all")
-    outcome = strategy.run(cfg, output_dir, cfg.get("resume_from") or None)
-    result, choices = outcome.result, run_choices or {}
-    metrics = {
+    record = {
+        "status": "finished",
         "strategy": strategy.describe(),
         "backbone": choices.get("model/backbone", cfg.model.backbone._target_.rsplit(".", 1)[-1]),
         "size": choices.get("model/size"),
         "seed": int(cfg.seed),
-        "n_train": outcome.n_train,
-        "label_cost_cpu_s": outcome.label_cost,
-        "epochs": result.epochs,
-        "steps": result.steps,
-        "best_checkpoint": result.best_checkpoint,
-        "metrics": result.metrics,
-        "pretrain": outcome.pretrain,
+        "threads": threads.threads,
         "overrides": list(choices.get("_overrides", [])),
-        "units": {"energy": "meV", "energy_per_atom": "meV/atom", "forces": "meV/Å"},
+        "units": UNITS,
     }
+    try:
+        outcome = strategy.run(cfg, output_dir, cfg.get("resume_from") or None)
+    except TrainingDiverged as err:
+        err.metrics_file = output_dir / "metrics.json"
+        _write(output_dir, {**record, "status": "diverged", "diverged": err.record(), "metrics": {}})
+        raise
+    result = outcome.result
+    record.update(
+        n_train=outcome.n_train,
+        label_cost_cpu_s=outcome.label_cost,
+        epochs=result.epochs,
+        steps=result.steps,
+        best_checkpoint=result.best_checkpoint,
+        metrics=result.metrics,
+        pretrain=outcome.pretrain,
+    )
     if result.is_global_zero:
-        atomic_write_text(output_dir / "metrics.json", json.dumps(metrics, indent=1) + "\n")
-        log.info("wrote %s", output_dir / "metrics.json")
-    return metrics
+        _write(output_dir, record)
+        print(format_summary(record, output_dir / "metrics.json"), flush=True)
+    return record
+
+
+def _write(output_dir: Path, record: dict) -> None:
+    atomic_write_text(output_dir / "metrics.json", json.dumps(record, indent=1) + "\n")
+    log.info("wrote %s", output_dir / "metrics.json")

@@ -12,7 +12,10 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mfff.data.errors import DataError
-from mfff.train.checkpoints import check_compatible, read_checkpoint
+from mfff.errors import TrainingDiverged
+from mfff.train.checkpoints import check_compatible, check_resume, read_checkpoint, resolve_checkpoint
+from mfff.train.checks import check_train_config
+from mfff.train.loggers import HistoryCSVLogger
 from mfff.train.module import MultiFidelityModule
 from mfff.train.transfer import Transfer
 
@@ -57,10 +60,6 @@ def instantiate_dict(node) -> list:
     return [hydra.utils.instantiate(value) for value in (node or {}).values() if value is not None]
 
 
-def finite_metrics(metrics: dict) -> dict:
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(float(v))}
-
-
 def nest_metrics(flat: dict) -> dict:
     """{'val/dft/forces_mae': x} -> {'val': {'dft': {'forces_mae': x}}}; stage-level values under '_all'."""
     nested: dict = {}
@@ -86,10 +85,26 @@ def stage_config(cfg: DictConfig, output_dir: Path, deltas: dict) -> DictConfig:
 
 def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | None = None) -> StageResult:
     cfg = stage_config(cfg, output_dir, stage.config)
+    check_train_config(cfg)
     pl.seed_everything(int(cfg.seed), workers=True)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    if resume:  # refuse an incompatible checkpoint before spending time on the data
-        check_compatible(read_checkpoint(resume), model_cfg, stage.heads, resume)
+    module_args = {
+        "model": model_cfg,
+        "fidelities": stage.heads,
+        "loss": _loss_for(cfg, stage.heads),
+        "optimizer": cfg.optimizer,
+        "scheduler": cfg.get("scheduler"),
+        "monitor": cfg.monitor,
+        "trained": stage.train,
+        "frozen": stage.transfer.frozen(_backbone_blocks(model_cfg)) if stage.transfer else None,
+        "use_forces": stage.use_forces,
+        "settings": run_settings(cfg, stage),
+    }
+    if resume:  # refuse an incompatible checkpoint or changed settings before spending time on the data
+        resume = str(resolve_checkpoint(resume, "resume_from", prefer="last"))
+        saved = read_checkpoint(resume)
+        check_compatible(saved, model_cfg, stage.heads, resume)
+        check_resume(saved, MultiFidelityModule.hparams_of(**module_args), resume)
     if stage.transfer is not None:
         stage.transfer.check(model_cfg)
     data = hydra.utils.instantiate(
@@ -101,17 +116,7 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
         _convert_="all",
     )
     data.setup("fit")
-    module = MultiFidelityModule(
-        model=cfg.model,
-        fidelities=stage.heads,
-        loss=_loss_for(cfg, stage.heads),
-        optimizer=cfg.optimizer,
-        scheduler=cfg.get("scheduler"),
-        monitor=cfg.monitor,
-        trained=stage.train,
-        frozen=stage.transfer.frozen(_backbone_blocks(model_cfg)) if stage.transfer else None,
-        use_forces=stage.use_forces,
-    )
+    module = MultiFidelityModule(**module_args)
     module.bind_data(data.fidelities, data.test_names)
     stats = data.stats()
     if stage.transfer is not None:
@@ -121,20 +126,49 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
     trainer: pl.Trainer = hydra.utils.instantiate(
         cfg.trainer,
         callbacks=instantiate_dict(cfg.get("callbacks")),
-        logger=instantiate_dict(cfg.get("logger")) or False,
+        logger=_loggers(cfg, append=bool(resume)),
     )
     log.info("stage %s: training %s (heads %s) in %s", stage.name, stage.train, stage.heads, output_dir)
-    trainer.fit(module, datamodule=data, ckpt_path=resume or None)
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=resume or None)
+    except TrainingDiverged as err:
+        err.stage = stage.name
+        raise
     best = _best_checkpoint(trainer)
     flat = {}
     for result in [
         *trainer.validate(module, datamodule=data, ckpt_path=best, verbose=False),
         *trainer.test(module, datamodule=data, ckpt_path=best, verbose=False),
     ]:
-        flat.update(finite_metrics(result))
+        flat.update({k: float(v) for k, v in result.items()})
+    nonfinite = sorted(k for k, v in flat.items() if not math.isfinite(v))
+    if nonfinite:
+        what = f"the final metric{'s' if len(nonfinite) > 1 else ''} {', '.join(nonfinite)}"
+        raise TrainingDiverged(trainer.current_epoch, trainer.global_step, what, stage.name)
     return StageResult(
         nest_metrics(flat), stats, best, int(trainer.current_epoch), int(trainer.global_step), trainer.is_global_zero
     )
+
+
+# data settings that do not change what is trained (they may differ when resuming)
+NOT_TRAINING_SETTINGS = ("num_workers", "neighbours", "eval_batch_size")
+
+
+def run_settings(cfg: DictConfig, stage: Stage) -> dict:
+    """What the checkpoint records of the data and the run length, so a resumed run can be checked against it."""
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    data = {k: v for k, v in data.items() if k not in NOT_TRAINING_SETTINGS}
+    data.update(fidelities=sorted(stage.train), sampling=stage.sampling, use_forces=stage.use_forces)
+    return {"data": data, "trainer": {k: cfg.trainer.get(k) for k in ("max_epochs", "max_steps")}}
+
+
+def _loggers(cfg: DictConfig, append: bool) -> list | bool:
+    """The configured loggers; a resumed run's CSV history is continued, not replaced."""
+    loggers = instantiate_dict(cfg.get("logger"))
+    for logger in loggers:
+        if isinstance(logger, HistoryCSVLogger):
+            logger.append = append
+    return loggers or False
 
 
 def _loss_for(cfg: DictConfig, heads: list[str]) -> dict:

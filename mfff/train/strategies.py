@@ -11,9 +11,10 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from mfff.data.errors import DataError
+from mfff.train.checkpoints import resolve_checkpoint
 from mfff.train.pretrain_cache import PretrainCache, cache_key
 from mfff.train.stage import Stage, StageResult, run_stage
-from mfff.train.transfer import Transfer, pretrain_record, resolve_checkpoint
+from mfff.train.transfer import Transfer, pretrain_record
 
 
 @dataclass
@@ -173,7 +174,7 @@ class Finetune(Strategy):
 
     def run(self, cfg, output_dir, resume=None):
         _require_sources(cfg, [self.fidelity], "strategy.fidelity")
-        checkpoint = resolve_checkpoint(self.source)
+        checkpoint = resolve_checkpoint(self.source, "strategy.from")
         stage = self.stage(checkpoint)
         _require_sources(cfg, stage.evaluate, "strategy.eval_pretrain (the pre-trained heads)")
         return _outcome(run_stage(cfg, stage, output_dir, resume), pretrain_record(checkpoint))

@@ -20,29 +20,6 @@ HEAD_MODES = ("new", "reuse")
 REFERENCE_MODES = ("refit", "keep")
 
 
-def resolve_checkpoint(source, key: str = "strategy.from") -> Path:
-    """A .ckpt file, or a run dir (its metrics.json's best checkpoint, else checkpoints/best.ckpt)."""
-    if source is None or str(source) in ("", "???"):
-        raise DataError(f"{key} is not set; give a .ckpt file or a run dir of mfff-train (pre-training)")
-    path = Path(str(source))
-    if path.is_file():
-        return path
-    if path.is_dir():
-        metrics = path / "metrics.json"
-        if metrics.is_file():
-            best = json.loads(metrics.read_text()).get("best_checkpoint")
-            if best and Path(best).is_file():
-                return Path(best)
-        for candidate in (path / "checkpoints" / "best.ckpt", path / "checkpoints" / "last.ckpt"):
-            if candidate.is_file():
-                return candidate
-        raise DataError(
-            f"{key}={path} is a directory without a checkpoint (looked for metrics.json's best_checkpoint and "
-            "checkpoints/best.ckpt, checkpoints/last.ckpt); point it at a finished mfff-train run or a .ckpt file"
-        )
-    raise DataError(f"{key}={path} does not exist; give a .ckpt file or a run dir of mfff-train")
-
-
 def pretrain_record(checkpoint: Path) -> dict:
     """What the pre-training run recorded (metrics.json beside its checkpoints/), for the fine-tune's metrics."""
     record: dict = {"checkpoint": str(checkpoint)}

@@ -7,8 +7,9 @@ import torch
 
 from mfff.data.errors import DataError
 from mfff.data.stats import N_ELEMENTS
+from mfff.train.checkpoints import resolve_checkpoint
 from mfff.train.module import MultiFidelityModule
-from mfff.train.transfer import Transfer, resolve_checkpoint
+from mfff.train.transfer import Transfer
 from tests.train.conftest import train_quick
 
 
@@ -43,7 +44,7 @@ def _same(before: dict, after: dict, prefix: str) -> bool:
 
 def test_frozen_backbone_stays_bit_identical(pretrained_gfn2, tmp_path):
     metrics = _finetune(tmp_path, pretrained_gfn2, "strategy.train=frozen_backbone")
-    before = _state(resolve_checkpoint(pretrained_gfn2[0]))
+    before = _state(resolve_checkpoint(pretrained_gfn2[0], "strategy.from"))
     after = _state(metrics["best_checkpoint"])
     assert _same(before, after, "potential.backbone.")
     assert "potential.heads.gfn2.mlp.0.weight" not in after  # no forgetting evaluation asked: only the dft head
@@ -52,14 +53,14 @@ def test_frozen_backbone_stays_bit_identical(pretrained_gfn2, tmp_path):
 
 def test_full_finetune_moves_the_backbone(pretrained_gfn2, tmp_path):
     metrics = _finetune(tmp_path, pretrained_gfn2, "strategy.train=full")
-    before, after = _state(resolve_checkpoint(pretrained_gfn2[0])), _state(metrics["best_checkpoint"])
+    before, after = _state(resolve_checkpoint(pretrained_gfn2[0], "strategy.from")), _state(metrics["best_checkpoint"])
     assert _differs(before, after, "potential.backbone.embedding.")
     assert _differs(before, after, "potential.backbone.interactions.0.")
 
 
 def test_partial_freezes_exactly_the_named_blocks(pretrained_gfn2, tmp_path):
     metrics = _finetune(tmp_path, pretrained_gfn2, "strategy.train=partial", "strategy.freeze_blocks=2")
-    before, after = _state(resolve_checkpoint(pretrained_gfn2[0])), _state(metrics["best_checkpoint"])
+    before, after = _state(resolve_checkpoint(pretrained_gfn2[0], "strategy.from")), _state(metrics["best_checkpoint"])
     for frozen in (
         "potential.backbone.embedding.",
         "potential.backbone.interactions.0.",
@@ -70,7 +71,7 @@ def test_partial_freezes_exactly_the_named_blocks(pretrained_gfn2, tmp_path):
 
 
 def _module_after_transfer(pretrained, **options):
-    checkpoint = resolve_checkpoint(pretrained[0])
+    checkpoint = resolve_checkpoint(pretrained[0], "strategy.from")
     transfer = Transfer(checkpoint, "dft", **options)
     saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
     module = MultiFidelityModule(saved["hyper_parameters"]["model"], transfer.heads, trained=["dft"])
@@ -122,7 +123,7 @@ def test_eval_pretrain_measures_forgetting_with_the_untouched_pretrained_head(pr
     assert metrics["n_train"] == {"gfn2": 64, "dft": 32}  # the pre-training labels count too
     for stage in ("val", "test"):
         assert metrics["metrics"][stage]["gfn2"]["forces_mae"] > 0
-    before, after = _state(resolve_checkpoint(pretrained_gfn2[0])), _state(metrics["best_checkpoint"])
+    before, after = _state(resolve_checkpoint(pretrained_gfn2[0], "strategy.from")), _state(metrics["best_checkpoint"])
     assert _same(before, after, "potential.heads.gfn2.")
     assert _differs(before, after, "potential.backbone.embedding.")
     # the forgetting measurement: the same gfn2 head on the moved backbone gives other errors than before
@@ -134,11 +135,11 @@ def test_eval_pretrain_measures_forgetting_with_the_untouched_pretrained_head(pr
 
 def test_strategy_from_pointing_at_nothing(tmp_path):
     with pytest.raises(DataError, match="strategy.from=.*does not exist"):
-        resolve_checkpoint(tmp_path / "nope")
+        resolve_checkpoint(tmp_path / "nope", "strategy.from")
     with pytest.raises(DataError, match="is a directory without a checkpoint"):
-        resolve_checkpoint(tmp_path)
+        resolve_checkpoint(tmp_path, "strategy.from")
     with pytest.raises(DataError, match="strategy.from is not set"):
-        resolve_checkpoint("???")
+        resolve_checkpoint("???", "strategy.from")
 
 
 def test_finetune_to_a_fidelity_absent_from_the_data(pretrained_gfn2, tmp_path):
@@ -162,7 +163,7 @@ def test_missing_head_and_bad_options_are_named(pretrained_gfn2, tmp_path):
 
 
 def test_finetune_from_a_checkpoint_file_records_its_pretraining(pretrained_gfn2, tmp_path):
-    checkpoint = resolve_checkpoint(pretrained_gfn2[0])
+    checkpoint = resolve_checkpoint(pretrained_gfn2[0], "strategy.from")
     metrics = train_quick(
         tmp_path, "strategy=finetune", f"strategy.from={checkpoint}", fidelities=("dft",), n_train=16, epochs=1
     )

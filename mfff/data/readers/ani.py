@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from mfff.data.errors import DataError
-from mfff.data.readers.base import Reader, check_positions, existing_file
+from mfff.data.readers.base import Reader, check_positions, existing_file, optional_path
 from mfff.data.structure import Structure
 from mfff.data.units import energy_factor, forces_factor
 
@@ -22,13 +20,13 @@ class ANIReader(Reader):
 
     def __init__(
         self,
-        path,
+        path=None,
         energy_key: str = "wb97x_dz.energy",
         forces_key: str | None = "wb97x_dz.forces",
         energy_unit: str = "Ha",
         forces_unit: str = "Ha/Å",
     ):
-        self.path = Path(path)
+        self.path = optional_path(path)
         self.energy_key, self.forces_key = energy_key, forces_key
         self.e_factor = energy_factor(energy_unit, "reader.energy_unit")
         self.f_factor = forces_factor(forces_unit, "reader.forces_unit")
@@ -49,6 +47,11 @@ class ANIReader(Reader):
                 seen_energy |= energies is not None
                 seen_forces |= forces is not None
                 coordinates, numbers = group["coordinates"][()], group["atomic_numbers"][()].astype(np.int64)
+                if forces is not None and forces.shape != coordinates.shape:
+                    raise DataError(
+                        f"group {formula!r} in {path}: forces {self.forces_key}{forces.shape} do not match "
+                        f"coordinates{coordinates.shape}; check reader.forces_key"
+                    )
                 for i in range(len(coordinates)):
                     energy = float(energies[i]) if energies is not None else float("nan")
                     f = forces[i] if forces is not None else None

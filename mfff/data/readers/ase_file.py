@@ -14,7 +14,7 @@ from ase import Atoms
 from ase.io.formats import filetype
 
 from mfff.data.errors import DataError
-from mfff.data.readers.base import Reader, check_positions, existing_file
+from mfff.data.readers.base import Reader, check_positions, checked_forces, existing_file, optional_path
 from mfff.data.structure import Structure
 from mfff.data.units import energy_factor, forces_factor, length_factor
 
@@ -60,7 +60,7 @@ class ASEReader(Reader):
 
     def __init__(
         self,
-        path,
+        path=None,
         energy_key: str = "energy",
         forces_key: str | None = "forces",
         energy_unit: str = "eV",
@@ -71,7 +71,7 @@ class ASEReader(Reader):
         cost_key: str | None = None,
         index: str = ":",
     ):
-        self.path = Path(path)
+        self.path = optional_path(path)
         self.energy_key, self.forces_key = energy_key, forces_key
         self.e_factor = energy_factor(energy_unit, "reader.energy_unit")
         self.f_factor = forces_factor(forces_unit, "reader.forces_unit")
@@ -81,9 +81,11 @@ class ASEReader(Reader):
     def read(self) -> list[Structure]:
         frames = read_frames(existing_file(self.path), self.index)
         structures, found_energy, found_forces = [], False, False
-        for atoms in frames:
+        for index, atoms in enumerate(frames):
             energy = _lookup(atoms, self.energy_key)
             forces = _lookup(atoms, self.forces_key) if self.forces_key else None
+            if forces is not None:
+                forces = checked_forces(forces, len(atoms), index, self.path, "reader.forces_key")
             found_energy |= energy is not None
             found_forces |= forces is not None
             if energy is None and forces is None:
@@ -93,7 +95,7 @@ class ASEReader(Reader):
                     numbers=atoms.numbers.astype(np.int64),
                     positions=atoms.positions * self.l_factor,
                     energy=float("nan") if energy is None else float(energy) * self.e_factor,
-                    forces=None if forces is None else np.asarray(forces, dtype=float) * self.f_factor,
+                    forces=None if forces is None else forces * self.f_factor,
                     cell=np.asarray(atoms.cell[:]) * self.l_factor,
                     pbc=np.asarray(atoms.pbc, dtype=bool),
                     group=str(atoms.info.get(self.group_key, atoms.get_chemical_formula()))

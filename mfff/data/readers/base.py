@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,21 @@ class Reader(abc.ABC):
     def describe(self) -> str:
         return f"{type(self).__name__}({self.path})"
 
+    def for_file(self, path) -> Reader:
+        """This reader (its label keys and units) pointed at another file: a source's train / val / test files."""
+        clone = copy.copy(self)
+        clone.path = Path(path).expanduser()
+        return clone
+
+
+def optional_path(path) -> Path | None:
+    """A reader's file; None where the source names separate train / val / test files instead."""
+    return None if path is None else Path(path).expanduser()
+
 
 def existing_file(path, key: str = "reader.path") -> Path:
+    if path is None:
+        raise DataError(f"no data file is set ({key}); give reader.path, or the source's train / test files")
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"data file {path} (from {key}) does not exist; check the path or generate the data first")
@@ -35,3 +49,14 @@ def check_positions(structures: list[Structure], path: Path) -> None:
     for index, structure in enumerate(structures):
         if not np.all(np.isfinite(structure.positions)):
             raise DataError(f"structure {index} in {path} has non-finite (NaN/inf) positions; fix or remove it")
+
+
+def checked_forces(forces, n_atoms: int, index: int, path: Path, key: str) -> np.ndarray:
+    """Forces as a float (n_atoms, 3) array, or an error naming the structure, the file and the label key."""
+    array = np.asarray(forces, dtype=float)
+    if array.shape != (n_atoms, 3):
+        raise DataError(
+            f"structure {index} in {path}: forces ({key}) have shape {array.shape}, but it has {n_atoms} atoms, so "
+            f"({n_atoms}, 3) was expected; fix the file, or name the right array in {key}"
+        )
+    return array

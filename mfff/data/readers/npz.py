@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from mfff.data.errors import DataError
-from mfff.data.readers.base import Reader, check_positions, existing_file
+from mfff.data.readers.base import Reader, check_positions, existing_file, optional_path
 from mfff.data.structure import Structure
 from mfff.data.units import energy_factor, forces_factor
 
@@ -21,8 +19,10 @@ LAYOUTS = {
 class NpzReader(Reader):
     """Assumes kcal/mol and kcal/mol/Å (sGDML and rMD17 both use them) unless told otherwise; positions in Å."""
 
-    def __init__(self, path, energy_unit: str = "kcal/mol", forces_unit: str = "kcal/mol/Å", use_forces: bool = True):
-        self.path = Path(path)
+    def __init__(
+        self, path=None, energy_unit: str = "kcal/mol", forces_unit: str = "kcal/mol/Å", use_forces: bool = True
+    ):
+        self.path = optional_path(path)
         self.e_factor = energy_factor(energy_unit, "reader.energy_unit")
         self.f_factor = forces_factor(forces_unit, "reader.forces_unit")
         self.use_forces = use_forces
@@ -45,6 +45,11 @@ class NpzReader(Reader):
             raise DataError(
                 f"{path}: array shapes disagree: {r_key}{positions.shape}, {z_key}{numbers.shape}, "
                 f"{e_key}{energies.shape}"
+            )
+        if forces is not None and forces.shape != positions.shape:
+            raise DataError(
+                f"{path}: forces {f_key}{forces.shape} do not match positions {r_key}{positions.shape}; fix the "
+                "file, or set reader.use_forces=false for energy-only data"
             )
         structures = [
             Structure(

@@ -1,0 +1,58 @@
+"""Hydra callbacks: a run dir that cannot be written is one line before anything runs; a sweep with a diverged
+job exits non-zero once every job has finished."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from mfff.cli.errors import DIVERGED_EXIT, INPUT_EXIT, fail
+
+
+def _program(config: DictConfig) -> str:
+    return f"mfff-{config.hydra.job.name}"
+
+
+def check_writable(directory: Path, key: str, program: str) -> None:
+    """Create `directory` (and parents) and make sure files can be written there."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".mfff-write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        reason = err.strerror or str(err)
+        fail(
+            program,
+            f"cannot write the run dir {directory} ({key}): {reason}; choose a writable directory, "
+            f"e.g. {key}=outputs/myrun",
+            INPUT_EXIT,
+        )
+
+
+class RunDirCheck(Callback):
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        check_writable(Path(config.hydra.run.dir), "hydra.run.dir", _program(config))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        check_writable(Path(config.hydra.sweep.dir), "hydra.sweep.dir", _program(config))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        diverged = []
+        for record in sorted(Path(config.hydra.sweep.dir).glob("*/metrics.json")):
+            try:
+                status = json.loads(record.read_text()).get("status")
+            except (OSError, ValueError):
+                continue
+            if status == "diverged":
+                diverged.append(str(record))
+        if diverged:
+            fail(
+                _program(config),
+                f"{len(diverged)} job(s) of this sweep diverged (the others finished): {', '.join(diverged)}",
+                DIVERGED_EXIT,
+            )

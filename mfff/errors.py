@@ -1,0 +1,28 @@
+"""The one error contract for bad input: a message naming the file or config key and the fix; exit 2 at the CLI."""
+
+
+class UserInputError(ValueError):
+    """Bad input from the user (a config value, a file); the message names it and says how to fix it."""
+
+
+class ConfigError(UserInputError):
+    """A config value that cannot work (a non-positive batch size, an unknown thread count...)."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss (or a final metric) became NaN or infinite; the run dir's metrics.json records where."""
+
+    def __init__(self, epoch: int, step: int, what: str = "the training loss", stage: str | None = None):
+        super().__init__(epoch, step, what, stage)
+        self.epoch, self.step, self.what, self.stage = int(epoch), int(step), what, stage
+        self.metrics_file = None
+
+    def record(self) -> dict:
+        return {"stage": self.stage, "epoch": self.epoch, "step": self.step, "what": self.what}
+
+    def __str__(self) -> str:
+        where = f"; recorded in {self.metrics_file}" if self.metrics_file else ""
+        return (
+            f"training diverged in stage {self.stage} at epoch {self.epoch} (step {self.step}): {self.what} became "
+            f"NaN/inf. Lower optimizer.lr, or check the labels' units{where}"
+        )
