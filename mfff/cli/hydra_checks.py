@@ -4,13 +4,14 @@ job exits non-zero once every job has finished."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from mfff.cli.errors import DIVERGED_EXIT, INPUT_EXIT, fail
+from mfff.errors import UserInputError
+from mfff.utils.paths import require_writable
 
 
 def _program(config: DictConfig) -> str:
@@ -18,20 +19,10 @@ def _program(config: DictConfig) -> str:
 
 
 def check_writable(directory: Path, key: str, program: str) -> None:
-    """Create `directory` (and parents) and make sure files can be written there."""
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / f".mfff-write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        reason = err.strerror or str(err)
-        fail(
-            program,
-            f"cannot write the run dir {directory} ({key}): {reason}; choose a writable directory, "
-            f"e.g. {key}=outputs/myrun",
-            INPUT_EXIT,
-        )
+        require_writable(directory, key, example="multirun/mysweep" if "sweep" in key else "outputs/myrun")
+    except UserInputError as err:
+        fail(program, str(err), INPUT_EXIT)
 
 
 class RunDirCheck(Callback):

@@ -9,15 +9,20 @@ from omegaconf import DictConfig
 
 from mfff.cli.errors import user_errors
 from mfff.config import conf_dir
+from mfff.utils.threads import apply_threads, choose_threads
 
 log = logging.getLogger("mfff.label")
 
 
 def run(cfg: DictConfig) -> None:
-    from mfff.label.pipeline import LabelJob
-    from mfff.label.summary import format_summary, summarize
-
     with user_errors("mfff-label"):
+        # before tblite and PySCF load: their OpenMP runtimes read the thread count once
+        threads = choose_threads(cfg.get("threads", "auto"))
+        apply_threads(threads)
+        log.info("using %s", threads)
+        from mfff.label.pipeline import LabelJob
+        from mfff.label.summary import format_summary, summarize
+
         job = LabelJob(cfg.label)
         if not cfg.summary:
             job.run(stages=list(cfg.stages), retry_failed=bool(cfg.retry_failed))

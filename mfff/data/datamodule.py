@@ -87,6 +87,11 @@ class MultiFidelityDataModule(pl.LightningDataModule):
         )
         self._ready = True
 
+    def stage_fidelities(self) -> dict[str, list[str]]:
+        """Which fidelities have data in each stage: {'train': ..., 'val': ..., <test set name>: ...}."""
+        tests = {name: [f for f in self.fidelities if name in self.sources[f].tests] for name in self.test_names}
+        return {"train": self.train_fidelities, "val": self.fidelities, **tests}
+
     def _items(self, pick, fidelities=None) -> list:
         return [
             (s, index)

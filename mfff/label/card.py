@@ -72,13 +72,14 @@ A fidelity's test set is the conformers of that split that carry its label.
 ## Cost per label (CPU seconds, measured with `time.process_time` on the machine that labelled)
 {_table(cost_rows, ["fidelity", "labels run", "mean CPU s", "total CPU h"])}
 
-Run the labelling with `OMP_NUM_THREADS=1` (or as many threads as free cores): with more OpenMP threads than
-free cores, tblite and PySCF spin-wait and their CPU seconds inflate many times over.
+These costs were measured with one OpenMP thread (`threads=1`): with more OpenMP threads than free cores,
+tblite and PySCF spin-wait and their CPU seconds inflate many times over. `mfff-label` picks its thread count as
+`mfff-train` does (`threads=auto`: the usable CPUs less those other processes keep busy).
 
 ## Regenerate
 From the repository root (resumes where it stopped; a rerun skips finished labels):
 
-    OMP_NUM_THREADS=1 mfff-label label={meta["name"]}
+    mfff-label label={meta["name"]} threads=1
 
 `mfff-label label={meta["name"]} summary=true` prints progress, failures and cost per method.
 """

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ase.io
-import hydra
 import numpy as np
 from ase import Atoms
 from omegaconf import DictConfig, OmegaConf
@@ -20,6 +19,8 @@ from mfff.label.molecules import MoleculeSpec, resolve_molecules
 from mfff.label.sampling import SamplingSettings, sample_conformers
 from mfff.label.shards import LabelShard, try_lock
 from mfff.utils.atomic import atomic_open
+from mfff.utils.instantiate import instantiate
+from mfff.utils.paths import require_writable
 from mfff.utils.seeding import stream
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class LabelJob:
             if "labeller" not in spec:
                 raise LabelConfigError(f"{key}.labeller is missing; give a labeller with a _target_")
             try:
-                labeller = hydra.utils.instantiate(spec.labeller)
+                labeller = instantiate(spec.labeller)
             except LabelConfigError:
                 raise
             except Exception as err:  # Hydra wraps the constructor's error; unwrap ours
@@ -92,15 +93,7 @@ class LabelJob:
 
     def check_writable(self) -> None:
         for key, directory in (("label.work_dir", self.work_dir), ("label.dataset_dir", self.dataset_dir)):
-            try:
-                directory.mkdir(parents=True, exist_ok=True)
-                probe = directory / f".write-probe-{time.time_ns()}"
-                probe.write_text("")
-                probe.unlink()
-            except OSError as err:
-                raise LabelConfigError(
-                    f"cannot write to {key}={directory} ({err.strerror}); choose a writable directory"
-                ) from err
+            require_writable(directory, key, LabelConfigError)
 
     # -------------------------------------------------------------------------------------- sampling
     def conformer_path(self, molecule: str, temperature_K: float) -> Path:

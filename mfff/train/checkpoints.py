@@ -56,7 +56,9 @@ def read_checkpoint(path) -> dict:
         raise DataError(f"checkpoint {path} does not exist; give a run dir of mfff-train or a .ckpt file")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as err:
+        if "Unsupported global" not in str(err):  # garbage, rather than pickled objects torch refuses
+            raise DataError(f"{path} is not a readable PyTorch checkpoint; was it written by mfff-train?") from None
         raise DataError(
             f"{path} is not a checkpoint written by mfff-train: it holds Python objects beyond tensors and plain "
             "values, which mfff does not unpickle (that could run code from the file)"

@@ -6,14 +6,15 @@ import json
 import math
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
 from mfff.data.errors import DataError
 from mfff.train.checkpoints import load_module
+from mfff.train.quiet import quiet_lightning
 from mfff.train.report import UNITS, metrics_table
 from mfff.train.stage import nest_metrics
 from mfff.utils.atomic import atomic_write_text
+from mfff.utils.instantiate import instantiate
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -27,12 +28,13 @@ def evaluate(cfg: DictConfig) -> dict:
             f"checkpoint {path} has heads {module.fidelities} but data.sources has "
             f"{list(cfg.data.sources)}: no fidelity in common to evaluate"
         )
-    data = hydra.utils.instantiate(
+    data = instantiate(
         cfg.data, fidelities=fidelities, cutoff=module.potential.backbone.cutoff, dtype=module.dtype_name
     )  # graphs as the model was trained
     data.setup("test")
-    module.bind_data(data.fidelities, data.test_names)
-    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=[])
+    module.bind_data(data.fidelities, data.stage_fidelities())
+    quiet_lightning()
+    trainer = instantiate(cfg.trainer, callbacks=[])
     flat = {}
     for result in trainer.test(module, datamodule=data, verbose=False):
         flat.update({k: float(v) if math.isfinite(float(v)) else None for k, v in result.items()})

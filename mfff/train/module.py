@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hydra
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -13,12 +12,13 @@ from mfff.errors import TrainingDiverged
 from mfff.model.potential import Potential
 from mfff.train.loss import MultiFidelityLoss
 from mfff.train.metrics import FidelityMetrics
+from mfff.utils.instantiate import instantiate
 
 
 def build_potential(model_cfg, fidelities: list[str]) -> Potential:
     """Backbone from `model.backbone` (with `model.size` merged in), one `model.head` per fidelity."""
-    backbone = hydra.utils.instantiate(model_cfg["backbone"])
-    heads = {f: hydra.utils.instantiate(model_cfg["head"], n_features=backbone.n_features) for f in fidelities}
+    backbone = instantiate(model_cfg["backbone"])
+    heads = {f: instantiate(model_cfg["head"], n_features=backbone.n_features) for f in fidelities}
     return Potential(backbone, heads)
 
 
@@ -74,13 +74,11 @@ class MultiFidelityModule(pl.LightningModule):
         # heads that do not train are frozen too, so they stay exactly as loaded
         untrained = [f"potential.heads.{f}." for f in self.fidelities if f not in self.hparams.trained]
         self.freeze(self.hparams.frozen + untrained)
-        self.metrics = torch.nn.ModuleDict()
         self.register_buffer("data_to_head", torch.arange(len(self.fidelities)), persistent=False)
-        # the first step whose training loss was NaN/inf (-1: none); checked once an epoch, not every step
-        self.register_buffer("first_nonfinite_step", torch.tensor(-1), persistent=False)
-        self.stage_names = {0: "test"}
-        self._add_metrics(["train"], self.hparams.trained)  # heads that do not train have no train metrics
-        self._add_metrics(["val", "test"])
+        # the first step whose training loss was NaN/inf (-1: none); checked once an epoch, not every step. A plain
+        # tensor, not a buffer: DDP would overwrite every rank's with rank 0's
+        self.first_nonfinite_step = torch.tensor(-1)
+        self.bind_data(self.fidelities)
 
     @staticmethod
     def hparams_of(
@@ -110,8 +108,14 @@ class MultiFidelityModule(pl.LightningModule):
         }
 
     # ------------------------------------------------------------------------------------------- data binding
-    def bind_data(self, data_fidelities: list[str], test_names: list[str] | None = None) -> None:
-        """Map the data module's fidelity indices onto this model's heads (by name)."""
+    def bind_data(self, data_fidelities: list[str], stage_fidelities: dict[str, list[str]] | None = None) -> None:
+        """Map the data module's fidelity indices onto this model's heads (by name), and keep one metrics object for
+        each stage and fidelity that has data there.
+
+        Args:
+            stage_fidelities: {'train': [...], 'val': [...], <test set name>: [...]}, the data module's
+                `stage_fidelities()`; default: the trained heads train, every fidelity has val and `test` data.
+        """
         missing = [f for f in data_fidelities if f not in self.fidelities]
         if missing:
             raise DataError(
@@ -119,15 +123,21 @@ class MultiFidelityModule(pl.LightningModule):
                 f"{', '.join(self.fidelities)}); train a head for it or drop it from strategy.fidelities"
             )
         self.data_to_head = torch.tensor([self.fidelities.index(f) for f in data_fidelities], device=self.device)
-        self.stage_names = dict(enumerate(test_names or ["test"]))
-        self._add_metrics(self.stage_names.values())
-
-    def _add_metrics(self, stages, fidelities=None) -> None:
-        # Created up front, never lazily, so every DDP rank syncs the same metric states.
-        for stage in stages:
-            for fidelity in fidelities or self.fidelities:
-                if f"{stage}__{fidelity}" not in self.metrics:
-                    self.metrics[f"{stage}__{fidelity}"] = FidelityMetrics()
+        stage_fidelities = stage_fidelities or {
+            "train": data_fidelities,
+            "val": data_fidelities,
+            "test": data_fidelities,
+        }
+        self.stage_names = dict(enumerate(s for s in stage_fidelities if s not in ("train", "val")))
+        # heads that do not train have no train metrics
+        self.stage_heads = {
+            stage: [(self.fidelities.index(f), f) for f in names if stage != "train" or f in self.hparams.trained]
+            for stage, names in stage_fidelities.items()
+        }
+        # created up front, never lazily, so every DDP rank syncs the same metric states
+        self.metrics = torch.nn.ModuleDict(
+            {f"{stage}__{f}": FidelityMetrics() for stage, heads in self.stage_heads.items() for _, f in heads}
+        )
 
     def init_from_data(self, stats: dict[str, dict]) -> None:
         """Fit-time references: each head's E0 and scale from its fidelity's training data."""
@@ -155,9 +165,10 @@ class MultiFidelityModule(pl.LightningModule):
         with torch.enable_grad():  # forces are -dE/dx, also during validation and test
             out = self.potential(batch, compute_forces=True)
         losses = self.loss_fn(batch, out)
-        present = torch.unique(batch.fidelity).tolist()
-        for index in present:
-            self.metrics[f"{stage}__{self.fidelities[index]}"].update(batch, out, index)
+        # every fidelity of the stage, present in this batch or not (its rows weigh 0): no host sync to find out,
+        # and no metric is computed without an update
+        for index, fidelity in self.stage_heads[stage]:
+            self.metrics[f"{stage}__{fidelity}"].update(batch, out, index)
         self.log(
             f"{stage}/loss",
             losses["loss"].detach() if stage != "train" else losses["loss"],
@@ -172,8 +183,9 @@ class MultiFidelityModule(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         loss = self._step(batch, "train")
-        unseen = (self.first_nonfinite_step < 0) & ~torch.isfinite(loss.detach())
-        self.first_nonfinite_step = torch.where(unseen, self.global_step, self.first_nonfinite_step)
+        first = self.first_nonfinite_step.to(loss.device)
+        unseen = (first < 0) & ~torch.isfinite(loss.detach())
+        self.first_nonfinite_step = torch.where(unseen, self.global_step, first)
         return loss
 
     def validation_step(self, batch, batch_idx):
@@ -183,14 +195,14 @@ class MultiFidelityModule(pl.LightningModule):
         self._step(batch, self.stage_names.get(dataloader_idx, f"test{dataloader_idx}"))
 
     def _log_epoch_metrics(self, stages) -> None:
-        for key, metrics in self.metrics.items():
-            stage, fidelity = key.split("__")
-            if stage not in stages:
-                continue
-            for name, value in metrics.compute().items():
-                # compute() already reduced the metric states over ranks; sync_dist only averages equal values
-                self.log(f"{stage}/{fidelity}/{name}", value, add_dataloader_idx=False, sync_dist=True)
-            metrics.reset()
+        # in the same order on every DDP rank (not a set's, which differs between processes): compute() all-gathers
+        for stage in [s for s in self.stage_heads if s in stages]:
+            for _, fidelity in self.stage_heads[stage]:
+                metrics = self.metrics[f"{stage}__{fidelity}"]
+                for name, value in metrics.compute().items():
+                    # compute() already reduced the metric states over ranks; sync_dist only averages equal values
+                    self.log(f"{stage}/{fidelity}/{name}", value, add_dataloader_idx=False, sync_dist=True)
+                metrics.reset()
 
     def on_train_epoch_end(self):
         self._log_epoch_metrics({"train"})
@@ -209,9 +221,9 @@ class MultiFidelityModule(pl.LightningModule):
         return [p for p in self.parameters() if p.requires_grad]
 
     def configure_optimizers(self):
-        optimizer = hydra.utils.instantiate(self.hparams.optimizer)(params=self.trainable_parameters())
+        optimizer = instantiate(self.hparams.optimizer)(params=self.trainable_parameters())
         if not self.hparams.scheduler:
             return optimizer
-        schedule = hydra.utils.instantiate(self.hparams.scheduler)
+        schedule = instantiate(self.hparams.scheduler)
         total = int(self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": schedule.build(optimizer, total, self.hparams.monitor)}

@@ -6,27 +6,18 @@ import json
 import logging
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
 from mfff.errors import TrainingDiverged
 from mfff.train.checks import check_train_config
 from mfff.train.report import UNITS, format_summary
+from mfff.train.stage import processes_per_node
 from mfff.train.strategies import Strategy
 from mfff.utils.atomic import atomic_write_text
+from mfff.utils.instantiate import instantiate
 from mfff.utils.threads import apply_threads, choose_threads
 
 log = logging.getLogger(__name__)
-
-
-def processes_per_node(trainer_cfg) -> int:
-    """Processes Lightning starts on this machine (DDP ranks), which share its CPUs."""
-    devices = trainer_cfg.get("devices", 1)
-    if isinstance(devices, int) and devices > 0:
-        return devices
-    if not isinstance(devices, (int, str)) and devices is not None:
-        return max(1, len(devices))
-    return 1
 
 
 def train(cfg: DictConfig, run_choices: dict | None = None) -> dict:
@@ -36,7 +27,7 @@ def train(cfg: DictConfig, run_choices: dict | None = None) -> dict:
     log.info("using %s", threads)
     output_dir = Path(cfg.paths.output_dir)
     choices = run_choices or {}
-    strategy: Strategy = hydra.utils.instantiate(cfg.strategy, _convert_="all")
+    strategy: Strategy = instantiate(cfg.strategy, _convert_="all")
     record = {
         "status": "finished",
         "strategy": strategy.describe(),

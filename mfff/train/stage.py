@@ -7,7 +7,6 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -17,7 +16,9 @@ from mfff.train.checkpoints import check_compatible, check_resume, read_checkpoi
 from mfff.train.checks import check_train_config
 from mfff.train.loggers import HistoryCSVLogger
 from mfff.train.module import MultiFidelityModule
+from mfff.train.quiet import quiet_lightning
 from mfff.train.transfer import Transfer
+from mfff.utils.instantiate import instantiate
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class StageResult:
 
 def instantiate_dict(node) -> list:
     """Dict-keyed callbacks / loggers; a key set to null is switched off."""
-    return [hydra.utils.instantiate(value) for value in (node or {}).values() if value is not None]
+    return [instantiate(value) for value in (node or {}).values() if value is not None]
 
 
 def nest_metrics(flat: dict) -> dict:
@@ -107,7 +108,7 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
         check_resume(saved, MultiFidelityModule.hparams_of(**module_args), resume)
     if stage.transfer is not None:
         stage.transfer.check(model_cfg)
-    data = hydra.utils.instantiate(
+    data = instantiate(
         cfg.data,
         fidelities=stage.train,
         eval_fidelities=stage.evaluate,
@@ -117,14 +118,18 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
     )
     data.setup("fit")
     module = MultiFidelityModule(**module_args)
-    module.bind_data(data.fidelities, data.test_names)
+    module.bind_data(data.fidelities, data.stage_fidelities())
     stats = data.stats()
     if stage.transfer is not None:
         stage.transfer.apply(module, stats)
     else:
         module.init_from_data(stats)
-    trainer: pl.Trainer = hydra.utils.instantiate(
+    quiet_lightning()
+    # Lightning warns when an epoch has fewer steps than the logging interval: log at least once an epoch
+    steps = math.ceil(data.composition.steps / (processes_per_node(cfg.trainer) * int(cfg.trainer.get("num_nodes", 1))))
+    trainer: pl.Trainer = instantiate(
         cfg.trainer,
+        log_every_n_steps=max(1, min(int(cfg.trainer.get("log_every_n_steps") or 50), steps)),
         callbacks=instantiate_dict(cfg.get("callbacks")),
         logger=_loggers(cfg, append=bool(resume)),
     )
@@ -162,6 +167,16 @@ def run_settings(cfg: DictConfig, stage: Stage) -> dict:
     return {"data": data, "trainer": {k: cfg.trainer.get(k) for k in ("max_epochs", "max_steps")}}
 
 
+def processes_per_node(trainer_cfg) -> int:
+    """Processes Lightning starts on this machine (DDP ranks), which share its CPUs."""
+    devices = trainer_cfg.get("devices", 1)
+    if isinstance(devices, int) and devices > 0:
+        return devices
+    if not isinstance(devices, (int, str)) and devices is not None:
+        return max(1, len(devices))
+    return 1
+
+
 def _loggers(cfg: DictConfig, append: bool) -> list | bool:
     """The configured loggers; a resumed run's CSV history is continued, not replaced."""
     loggers = instantiate_dict(cfg.get("logger"))
@@ -186,7 +201,7 @@ def _loss_for(cfg: DictConfig, heads: list[str]) -> dict:
 
 
 def _backbone_blocks(model_cfg: dict) -> int:
-    return len(hydra.utils.instantiate(model_cfg["backbone"]).interactions)
+    return len(instantiate(model_cfg["backbone"]).interactions)
 
 
 def _best_checkpoint(trainer: pl.Trainer) -> str | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,8 +114,8 @@ def choose_threads(requested="auto", processes: int = 1, workers: int = 0, key: 
 
 
 def apply_threads(choice: ThreadChoice) -> None:
-    """Use `choice.threads` in torch now, and in the processes this one starts (DDP ranks, OpenMP libraries)."""
+    """Use `choice.threads` in torch (if loaded), in OpenMP libraries loaded from now on (tblite, PySCF), and in
+    the processes this one starts (DDP ranks)."""
     os.environ[ENV_VARIABLE] = str(choice.threads)
-    import torch
-
-    torch.set_num_threads(choice.threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(choice.threads)

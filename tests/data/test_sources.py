@@ -1,5 +1,6 @@
 """One source per fidelity: splits, nested subsets, sizes, statistics, and their errors."""
 
+import ase.io
 import numpy as np
 import pytest
 
@@ -95,3 +96,81 @@ def test_datamodule_mixes_sources_and_masks_missing_forces(emt_extxyz):
 def test_unknown_fidelity_in_datamodule(emt_extxyz):
     with pytest.raises(DataError, match="fidelity 'dft' \\(strategy\\) has no source in data.sources"):
         MultiFidelityDataModule({"emt": _source(emt_extxyz)}, fidelities=["dft"])
+
+
+def _split_files(path, tmp_path):
+    """The fixture's 120 frames as a user's separate train (80) / val (16) / test (24) files."""
+    frames = ase.io.read(path, ":")
+    files = {"train": frames[:80], "val": frames[80:96], "test": frames[96:]}
+    for name, items in files.items():
+        ase.io.write(tmp_path / f"{name}.extxyz", items)
+    return {name: str(tmp_path / f"{name}.extxyz") for name in files}
+
+
+def _file_source(files, **kwargs):
+    reader = ASEReader(None, energy_key="energy_emt", forces_key="forces_emt")
+    return FidelitySource("emt", reader, split="random", **files, **kwargs)
+
+
+def test_separate_train_val_test_files(emt_extxyz, tmp_path):
+    files = _split_files(emt_extxyz, tmp_path)
+    source = _file_source(files)
+    source.setup()
+    assert (len(source.train), len(source.val), len(source.tests["test"])) == (80, 16, 24)
+    assert sorted(_ids(source.tests["test"])) == sorted(_ids(ase_structures(files["test"])))
+    assert sorted(_ids(source.val)) == sorted(_ids(ase_structures(files["val"])))
+    # without a val file, 10% of the training file is held out; without a test file, `split` carves one
+    source = _file_source({"train": files["train"], "test": {"test": files["test"], "ood": files["val"]}})
+    source.setup()
+    assert (len(source.train), len(source.val)) == (72, 8) and sorted(source.tests) == ["ood", "test"]
+    source = _file_source({"train": files["train"]}, test_fraction=0.25)
+    source.setup()
+    assert (len(source.train), len(source.val), len(source.tests["test"])) == (54, 6, 20)
+
+
+def test_sizes_as_fractions(emt_extxyz, tmp_path):
+    source = _file_source(_split_files(emt_extxyz, tmp_path), n_train=0.5, n_val=0.25, n_test=0.5)
+    source.setup()
+    assert (len(source.train), len(source.val), len(source.tests["test"])) == (40, 4, 12)
+    pooled = _source(emt_extxyz, split="random", n_val=0.2)
+    pooled.setup()
+    assert len(pooled.val) == 22 and len(pooled.train) == 108 - 22  # 120 - 12 test = 108 in the pool
+
+
+def test_a_val_tag_in_one_file_is_the_validation_set(emt_extxyz, tmp_path):
+    frames = ase.io.read(emt_extxyz, ":")
+    for i, atoms in enumerate(frames):
+        atoms.info["split"] = ("train", "train", "train", "val", "test", "test_ood")[i % 6]
+    ase.io.write(tmp_path / "tagged.extxyz", frames)
+    source = _source(tmp_path / "tagged.extxyz", split="predefined")
+    source.setup()
+    assert (len(source.train), len(source.val)) == (60, 20) and sorted(source.tests) == ["test", "test_ood"]
+
+
+def test_bad_file_settings(emt_extxyz, tmp_path):
+    files = _split_files(emt_extxyz, tmp_path)
+    with pytest.raises(DataError, match="data.sources.emt names both reader.path .* and train/val/test files"):
+        FidelitySource("emt", ASEReader(emt_extxyz), train=files["train"])
+    with pytest.raises(DataError, match="data.sources.emt has no data: set data.sources.emt.reader.path"):
+        FidelitySource("emt", ASEReader(None))
+    with pytest.raises(DataError, match="need a training file too: set data.sources.emt.train"):
+        FidelitySource("emt", ASEReader(None), test=files["test"])
+    with pytest.raises(DataError, match="data.sources.emt.n_val=50 but the validation set of .* has 16 structures"):
+        _file_source(files, n_val=50).setup()
+
+
+def test_n_val_that_leaves_nothing_to_train_on_blames_n_val(emt_extxyz, tmp_path):
+    frames = ase.io.read(emt_extxyz, ":")[:50]
+    ase.io.write(tmp_path / "small.extxyz", frames)
+    with pytest.raises(DataError, match="n_val=50 takes 50 of the 50 structures .* leaving none to train on"):
+        _file_source({"train": str(tmp_path / "small.extxyz"), "test": str(emt_extxyz)}, n_val=50).setup()
+
+
+@pytest.mark.parametrize("value", [-5, 0, 2.5, "ten"])
+def test_sizes_must_be_counts_or_fractions(emt_extxyz, value):
+    with pytest.raises(DataError, match=f"data.sources.emt.n_train={value!r} must be"):
+        _source(emt_extxyz, n_train=value)
+
+
+def ase_structures(path):
+    return ASEReader(path, energy_key="energy_emt", forces_key="forces_emt").read()

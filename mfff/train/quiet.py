@@ -1,0 +1,24 @@
+"""Lightning messages a user should not see on every run, silenced narrowly (each by its exact text)."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+
+class _DropTip(logging.Filter):
+    """Lightning advertises its cloud logger ('💡 Tip: ... litlogger') at every Trainer start."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+def quiet_lightning() -> None:
+    """Called before a Trainer is made; safe to call again."""
+    rank_zero = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    if not any(isinstance(f, _DropTip) for f in rank_zero.filters):
+        rank_zero.addFilter(_DropTip())
+    # pytorch-lightning 2.6's _pytree still uses torch's LeafSpec, deprecated in torch 2.13: nothing a user can do
+    warnings.filterwarnings(
+        "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
+    )

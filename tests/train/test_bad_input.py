@@ -1,0 +1,145 @@
+"""Runs that would be wrong but exit 0, and inputs that used to end in a traceback: each is one line naming the key
+and the fix (exit 2), and a diverged run exits 3 with a metrics.json that says where it diverged."""
+
+import json
+import pickle
+import subprocess
+import sys
+
+import ase.io
+import numpy as np
+import pytest
+from ase.build import molecule
+from omegaconf.errors import MissingMandatoryValue
+
+from mfff.calculator import MFFFCalculator
+from mfff.cli.errors import user_errors
+from mfff.data.errors import DataError
+from mfff.data.readers import ASEReader
+from mfff.errors import ConfigError, TrainingDiverged, UserInputError
+from mfff.train.run import train
+from tests.helpers import compose_config
+from tests.train.conftest import quick_overrides
+
+SCRATCH = ["strategy=scratch", "data.fidelity=gfn2"]
+
+
+def _config(tmp_path, *extra, epochs=1, n_train=16):
+    return compose_config("train", [*quick_overrides(tmp_path, ("gfn2",), n_train, epochs), *SCRATCH, *extra])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("cutoff=0", "cutoff=0 must be a positive distance in Å"),
+        ("cutoff=-2", "cutoff=-2 must be a positive distance in Å"),
+        ("data.batch_size=0", "data.batch_size=0 must be >= 1"),
+        ("optimizer.lr=-1", "optimizer.lr=-1 must be a positive learning rate"),
+        ("trainer.max_epochs=abc", "trainer.max_epochs='abc' must be a whole number >= -1"),
+        ("data.sources.gfn2.n_val=-5", "data.sources.gfn2.n_val=-5 must be a positive count"),
+        ("data.sources.gfn2.n_test=-5", "data.sources.gfn2.n_test=-5 must be a positive count"),
+        ("data.sources.gfn2.n_train=-5", "data.sources.gfn2.n_train=-5 must be a positive count"),
+        ("threads=0", "threads=0 must be 'auto' or a positive whole number"),
+    ],
+)
+def test_impossible_values_are_refused_before_training(tmp_path, override, message):
+    with pytest.raises(UserInputError) as error:
+        train(_config(tmp_path, override))
+    assert message in str(error.value)
+    assert not (tmp_path / "checkpoints").exists()  # refused before anything trained
+
+
+def test_finetune_without_a_checkpoint(tmp_path):
+    with pytest.raises(DataError, match="strategy.from is not set; give a run dir of mfff-train or a .ckpt file"):
+        train(_config(tmp_path, "strategy=finetune"))
+
+
+def test_a_diverged_run_raises_and_records_where(tmp_path):
+    with pytest.raises(TrainingDiverged) as error:
+        train(_config(tmp_path, "optimizer.lr=1e4", "scheduler=none", "trainer.gradient_clip_val=null", epochs=3))
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["status"] == "diverged" and record["metrics"] == {}
+    assert record["diverged"]["stage"] == "scratch" and record["diverged"]["epoch"] == error.value.epoch
+    assert 0 <= record["diverged"]["step"] < 3 * 2  # 16 structures in batches of 8: 2 steps an epoch
+    assert "training diverged in stage scratch at epoch" in str(error.value)
+    assert str(tmp_path / "metrics.json") in str(error.value)
+
+
+def test_the_cli_turns_errors_into_one_line_and_an_exit_code(capsys):
+    for raised, code, line in [
+        (ConfigError("data.batch_size=0 must be >= 1"), 2, "mfff-train: error: data.batch_size=0 must be >= 1"),
+        (TrainingDiverged(4, 77, stage="scratch"), 3, "mfff-train: error: training diverged in stage scratch at"),
+        (MissingMandatoryValue("Missing mandatory value: strategy.from"), 2, "mfff-train: error: "),
+    ]:
+        with pytest.raises(SystemExit) as exit_:
+            with user_errors("mfff-train"):
+                raise RuntimeError("a wrapper, as Hydra's") from raised
+        assert exit_.value.code == code
+        err = capsys.readouterr().err
+        assert err.startswith(line) and len(err.strip().splitlines()) == 1
+    with user_errors("mfff-train", in_sweep=True):  # a sweep goes on past a diverged job
+        raise TrainingDiverged(1, 2, stage="scratch")
+    with pytest.raises(KeyError):  # a bug is not dressed up as bad input
+        with user_errors("mfff-train"):
+            raise KeyError("bug")
+
+
+def test_forces_of_the_wrong_shape(tmp_path):
+    frames = [molecule("H2O"), molecule("H2O")]
+    for atoms, columns in zip(frames, (3, 2)):
+        atoms.info["energy_dft"] = -10.0
+        atoms.new_array("forces_dft", np.zeros((3, columns)))
+    ase.io.write(tmp_path / "bad.extxyz", frames)
+    with pytest.raises(
+        DataError, match=r"structure 1 in .*bad.extxyz: forces \(reader.forces_key\) have shape \(3, 2\)"
+    ):
+        ASEReader(tmp_path / "bad.extxyz", energy_key="energy_dft", forces_key="forces_dft").read()
+
+
+def test_a_file_that_is_no_checkpoint(tmp_path):
+    (tmp_path / "random.ckpt").write_bytes(np.random.default_rng(0).bytes(1000))
+    with pytest.raises(DataError, match="random.ckpt is not a readable PyTorch checkpoint"):
+        MFFFCalculator(tmp_path / "random.ckpt", fidelity="dft")
+    (tmp_path / "pickled.ckpt").write_bytes(pickle.dumps({"state_dict": ConfigError("not a tensor")}, protocol=2))
+    with pytest.raises(DataError, match="mfff does not unpickle"):
+        MFFFCalculator(tmp_path / "pickled.ckpt", fidelity="dft")
+
+
+def test_an_unwritable_run_dir_is_one_line(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    result = subprocess.run(
+        [sys.executable, "-m", "mfff.cli.train", *SCRATCH, f"hydra.run.dir={tmp_path}/a_file/run"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"mfff-train: error: cannot write to hydra.run.dir={tmp_path}/a_file/run (Not a directory); "
+        "choose a writable directory, e.g. hydra.run.dir=outputs/myrun"
+    ]
+
+
+def test_a_sweep_runs_every_job_and_exits_3_when_one_diverged(tmp_path):
+    overrides = [o for o in quick_overrides(tmp_path, ("gfn2",), 16, 2) if "output_dir" not in o]
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "mfff.cli.train", "-m", *SCRATCH, *overrides,
+            "optimizer.lr=1e-3,1e4", "scheduler=none", "trainer.gradient_clip_val=null",
+            f"hydra.sweep.dir={tmp_path}/sweep",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr[-3000:]
+    records = [json.loads((tmp_path / "sweep" / str(n) / "metrics.json").read_text()) for n in (0, 1)]
+    assert [r["status"] for r in records] == ["finished", "diverged"]
+    assert records[0]["metrics"]["test"]["gfn2"]["forces_mae"] > 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert (
+        last
+        == f"mfff-train: error: 1 job(s) of this sweep diverged (the others finished): {tmp_path}/sweep/1/metrics.json"
+    )
