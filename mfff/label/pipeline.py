@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ase.io
+import hydra
 import numpy as np
 from ase import Atoms
 from omegaconf import DictConfig, OmegaConf
@@ -19,7 +20,6 @@ from mfff.label.molecules import MoleculeSpec, resolve_molecules
 from mfff.label.sampling import SamplingSettings, sample_conformers
 from mfff.label.shards import LabelShard, try_lock
 from mfff.utils.atomic import atomic_open
-from mfff.utils.instantiate import instantiate
 from mfff.utils.paths import require_writable
 from mfff.utils.seeding import stream
 
@@ -74,7 +74,7 @@ class LabelJob:
             if "labeller" not in spec:
                 raise LabelConfigError(f"{key}.labeller is missing; give a labeller with a _target_")
             try:
-                labeller = instantiate(spec.labeller)
+                labeller = hydra.utils.instantiate(spec.labeller)
             except LabelConfigError:
                 raise
             except Exception as err:  # Hydra wraps the constructor's error; unwrap ours
