@@ -76,7 +76,7 @@ def test_every_trainer(trainer):
         assert cfg.trainer.accelerator == "gpu"  # composes; instantiating needs a GPU
         return
     cfg = compose_config("train", [*BASE, f"trainer={trainer}"])
-    instance = hydra.utils.instantiate(cfg.trainer)
+    instance = hydra.utils.instantiate(cfg.trainer, logger=False)
     assert instance.max_epochs == cfg.trainer.max_epochs
 
 

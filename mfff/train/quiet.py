@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 
@@ -22,3 +23,12 @@ def quiet_lightning() -> None:
     warnings.filterwarnings(
         "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
     )
+
+
+@contextlib.contextmanager
+def resuming_quietly(resuming: bool):
+    """Around `Trainer.fit`: a resumed run writes into the checkpoint dir it continues, which Lightning warns about."""
+    with warnings.catch_warnings():
+        if resuming:
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+        yield

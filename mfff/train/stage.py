@@ -16,7 +16,7 @@ from mfff.train.checkpoints import check_compatible, check_resume, read_checkpoi
 from mfff.train.checks import check_train_config
 from mfff.train.loggers import HistoryCSVLogger
 from mfff.train.module import MultiFidelityModule
-from mfff.train.quiet import quiet_lightning
+from mfff.train.quiet import quiet_lightning, resuming_quietly
 from mfff.train.transfer import Transfer
 from mfff.utils.instantiate import instantiate
 
@@ -135,7 +135,8 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
     )
     log.info("stage %s: training %s (heads %s) in %s", stage.name, stage.train, stage.heads, output_dir)
     try:
-        trainer.fit(module, datamodule=data, ckpt_path=resume or None)
+        with resuming_quietly(bool(resume)):
+            trainer.fit(module, datamodule=data, ckpt_path=resume or None)
     except TrainingDiverged as err:
         err.stage = stage.name
         raise

@@ -2,9 +2,12 @@
 and the fix (exit 2), and a diverged run exits 3 with a metrics.json that says where it diverged."""
 
 import json
+import logging
 import pickle
+import re
 import subprocess
 import sys
+import warnings
 
 import ase.io
 import numpy as np
@@ -143,3 +146,28 @@ def test_a_sweep_runs_every_job_and_exits_3_when_one_diverged(tmp_path):
         last
         == f"mfff-train: error: 1 job(s) of this sweep diverged (the others finished): {tmp_path}/sweep/1/metrics.json"
     )
+
+
+def test_a_run_ends_with_its_test_errors_and_without_noise(tmp_path, caplog, capsys):
+    caplog.set_level(logging.INFO)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        record = train(
+            _config(
+                tmp_path,
+                "strategy=multihead",
+                "strategy.fidelities=[gfn1,gfn2]",
+                "data.sources.gfn1.n_train=16",
+                "data.sources.gfn1.n_val=16",
+                epochs=1,
+            )
+        )
+    noise = ("was called before the ``update``", "LeafSpec", "smaller than the logging interval")
+    assert not [str(w.message) for w in caught if any(n in str(w.message) for n in noise)]
+    assert "litlogger" not in caplog.text and "using 1 CPU thread" in caplog.text
+    printed = capsys.readouterr().out
+    assert "test set  fidelity  energy MAE [meV]  energy/atom MAE [meV/atom]  forces MAE [meV/Å]" in printed
+    forces = record["metrics"]["test_mol"]["gfn1"]["forces_mae"]
+    assert re.search(rf"test_mol\s+gfn1\s+[\d.]+\s+[\d.]+\s+{forces:.1f}", printed)
+    assert f"metrics:    {tmp_path / 'metrics.json'}" in printed
+    assert f"checkpoint: {record['best_checkpoint']}" in printed
