@@ -10,6 +10,7 @@ import torch
 from mfff.data import keys as K
 from mfff.data.neighbours import neighbour_list
 from mfff.data.structure import Structure
+from mfff.errors import ConfigError
 
 
 @dataclass
@@ -73,7 +74,7 @@ class Collater:
     def __init__(self, cutoff: float, neighbours: str = "auto", use_forces: bool = True, dtype: str = "float32"):
         self.cutoff, self.neighbours, self.use_forces = float(cutoff), neighbours, use_forces
         if dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be float32 or float64 (model.dtype), got {dtype!r}")
+            raise ConfigError(f"model.dtype={dtype!r} must be float32 or float64")
         self.dtype = getattr(torch, dtype)
 
     def __call__(self, items: list[tuple[Structure, int]]) -> Batch:

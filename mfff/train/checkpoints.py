@@ -119,14 +119,19 @@ def check_resume(checkpoint: dict, hparams: dict, path) -> None:
     run (trainer.max_epochs / max_steps) is applied, and said so."""
     saved = checkpoint["hyper_parameters"]
 
+    recorded = "settings" in saved  # checkpoints of older mfff versions did not record their data settings
+
     def fixed(h: dict) -> dict:
-        return {**{k: h.get(k) for k in FIXED_ON_RESUME}, "data": (h.get("settings") or {}).get("data")}
+        return {
+            **{k: h.get(k) for k in FIXED_ON_RESUME},
+            "data": (h.get("settings") or {}).get("data") if recorded else None,
+        }
 
     changed = differences(fixed(saved), fixed(hparams))
     if changed:
         raise DataError(
             f"resume_from={path}: this run's settings differ from the checkpoint's, and resuming would keep the "
-            "checkpoint's:\n  " + "\n  ".join(changed) + "\nresume with the checkpoint's settings, or start a new run "
+            "checkpoint's: " + "; ".join(changed) + ". Resume with the checkpoint's settings, or start a new run "
             f"from its weights with strategy=finetune strategy.from={path}"
         )
     trainer = [(h.get("settings") or {}).get("trainer") for h in (saved, hparams)]
