@@ -26,8 +26,11 @@ BASE = ["paths.output_dir=/tmp/mfff-config-test"]
 def test_every_backbone_and_size_builds(backbone, size):
     cfg = compose_config("train", [*BASE, f"model/backbone={backbone}", f"model/size={size}"])
     potential = build_potential(cfg.model, ["dft", "gfn2"])
-    assert potential.backbone.n_features == cfg.model.size.n_features
-    assert len(potential.backbone.interactions) == cfg.model.size.n_interactions
+    # MACE has presets of its own (model.size.mace); its features are the 0e channels of every layer
+    preset = cfg.model.size.mace if backbone == "mace" else cfg.model.size
+    features = preset.n_channels * preset.n_interactions if backbone == "mace" else preset.n_features
+    assert potential.backbone.n_features == features
+    assert len(potential.backbone.interactions) == preset.n_interactions
     assert list(potential.heads) == ["dft", "gfn2"]
 
 

@@ -144,6 +144,10 @@ class MultiFidelityModule(pl.LightningModule):
         for fidelity, s in stats.items():
             self.potential.heads[fidelity].set_reference(s["e0"], reference_scale(s))
             self.potential.mark_known_elements(s["elements"])
+        if hasattr(self.potential.backbone, "set_data_statistics"):  # e.g. MACE's message normalisation
+            total = sum(s["n_train"] for s in stats.values())
+            average = sum(s["avg_neighbours"] * s["n_train"] for s in stats.values()) / max(1, total)
+            self.potential.backbone.set_data_statistics(average)
 
     def freeze(self, prefixes: list[str]) -> None:
         names = [n for n, _ in self.named_parameters()]

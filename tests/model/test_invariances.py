@@ -1,11 +1,11 @@
-"""Physics invariants of both backbones with per-fidelity heads, in float64."""
+"""Physics invariants of every backbone with per-fidelity heads, in float64."""
 
 import numpy as np
 import pytest
 import torch
 from ase.build import molecule
 
-from mfff.model.backbones import PaiNN, SchNet
+from mfff.model.backbones import MACE, PaiNN, SchNet
 from mfff.model.heads import MLPHead
 from mfff.model.potential import Potential
 from tests import physics
@@ -19,11 +19,17 @@ def _rattled(name, seed):
     return atoms
 
 
-@pytest.fixture(params=["painn", "schnet"])
+def _backbone(name):
+    if name == "mace":  # equivariant (1o) features between the layers, as in MACE-m
+        return MACE(n_channels=8, max_L=1, n_interactions=2, cutoff=CUTOFF, avg_num_neighbors=6.0)
+    return {"painn": PaiNN, "schnet": SchNet}[name](n_features=16, n_interactions=2, cutoff=CUTOFF)
+
+
+@pytest.fixture(params=["painn", "schnet", "mace"])
 def potential(request):
     torch.manual_seed(0)
-    backbone = (PaiNN if request.param == "painn" else SchNet)(n_features=16, n_interactions=2, cutoff=CUTOFF)
-    heads = {"gfn2": MLPHead(16), "dft": MLPHead(16)}
+    backbone = _backbone(request.param)
+    heads = {"gfn2": MLPHead(backbone.n_features), "dft": MLPHead(backbone.n_features)}
     e0 = np.zeros(119)
     e0[[1, 6, 7, 8]] = [-13.6, -1029.0, -1485.0, -2042.0]
     for head in heads.values():
