@@ -39,7 +39,8 @@ def format_summary(record: dict, metrics_file: Path) -> str:
     strategy = record.get("strategy", {}).get("name", "?")
     heading = (
         f"mfff-train finished: {strategy}, {record.get('backbone')}/{record.get('size')}, "
-        f"{record.get('epochs')} epochs, {record.get('steps')} steps. Test errors of the best checkpoint:"
+        f"{record.get('epochs')} epochs, {record.get('steps')} steps ({record.get('stopped')}). Test errors of the "
+        f"best checkpoint (epoch {record.get('best_epoch')}):"
     )
     return "\n".join(
         [

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.callbacks import EarlyStopping
 
 from mfff.data.errors import DataError
 from mfff.errors import TrainingDiverged
@@ -54,6 +55,8 @@ class StageResult:
     epochs: int
     steps: int
     is_global_zero: bool = True
+    best_epoch: int | None = None  # the epoch the best checkpoint was saved at (0-based)
+    stopped: str = ""  # why training ended
 
 
 def instantiate_dict(node) -> list:
@@ -152,7 +155,14 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
         what = f"the final metric{'s' if len(nonfinite) > 1 else ''} {', '.join(nonfinite)}"
         raise TrainingDiverged(trainer.current_epoch, trainer.global_step, what, stage.name)
     return StageResult(
-        nest_metrics(flat), stats, best, int(trainer.current_epoch), int(trainer.global_step), trainer.is_global_zero
+        nest_metrics(flat),
+        stats,
+        best,
+        int(trainer.current_epoch),
+        int(trainer.global_step),
+        trainer.is_global_zero,
+        best_epoch=int(read_checkpoint(best)["epoch"]) if best else None,
+        stopped=stop_reason(trainer),
     )
 
 
@@ -203,6 +213,19 @@ def _loss_for(cfg: DictConfig, heads: list[str]) -> dict:
 
 def _backbone_blocks(model_cfg: dict) -> int:
     return len(instantiate(model_cfg["backbone"]).interactions)
+
+
+def stop_reason(trainer: pl.Trainer) -> str:
+    """Why `fit` ended: early stopping (and on what), or the run's length."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, EarlyStopping) and callback.stopped_epoch > 0:
+            return (
+                f"early stopping at epoch {callback.stopped_epoch}: {callback.monitor} did not improve for "
+                f"{callback.patience} epochs"
+            )
+    if trainer.max_steps != -1 and trainer.global_step >= trainer.max_steps:
+        return f"max_steps={trainer.max_steps} reached"
+    return f"max_epochs={trainer.max_epochs} reached"
 
 
 def _best_checkpoint(trainer: pl.Trainer) -> str | None:

@@ -171,3 +171,13 @@ def test_a_run_ends_with_its_test_errors_and_without_noise(tmp_path, caplog, cap
     assert re.search(rf"test_mol\s+gfn1\s+[\d.]+\s+[\d.]+\s+{forces:.1f}", printed)
     assert f"metrics:    {tmp_path / 'metrics.json'}" in printed
     assert f"checkpoint: {record['best_checkpoint']}" in printed
+    assert record["stopped"] == "max_epochs=1 reached" and record["best_epoch"] == 0
+    assert "(max_epochs=1 reached). Test errors of the best checkpoint (epoch 0):" in printed
+
+
+def test_metrics_json_says_why_the_run_stopped_and_which_epoch_was_best(tmp_path):
+    # min_delta so large that no epoch counts as an improvement: early stopping fires after `patience` epochs
+    record = train(_config(tmp_path, "callbacks.early_stopping.patience=2", "+callbacks.early_stopping.min_delta=1e9",
+                           epochs=10))  # fmt: skip
+    assert record["stopped"] == "early stopping at epoch 2: val/loss did not improve for 2 epochs"
+    assert record["epochs"] == 3 and 0 <= record["best_epoch"] <= 2
