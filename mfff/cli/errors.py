@@ -39,7 +39,11 @@ def user_errors(program: str, in_sweep: bool = False):
         missing = find_cause(err, MissingMandatoryValue)
         if missing is not None:
             key = getattr(missing, "full_key", None) or "a config value"
-            fail(program, f"{key} is required (it is ??? in the config); set it on the command line: {key}=<value>", 2)
+            fail(
+                program,
+                f"{key} is required (it is ??? in the config); set it on the command line: {key}=<value>",
+                INPUT_EXIT,
+            )
         diverged = find_cause(err, TrainingDiverged)
         if diverged is None:
             raise

@@ -12,8 +12,9 @@ from omegaconf import DictConfig
 
 from mfff.data.errors import DataError
 from mfff.train.checkpoints import resolve_checkpoint
+from mfff.train.checks import check_train_config
 from mfff.train.pretrain_cache import PretrainCache, cache_key
-from mfff.train.stage import Stage, StageResult, run_stage
+from mfff.train.stage import Stage, StageResult, run_stage, stage_config
 from mfff.train.transfer import Transfer, pretrain_record
 
 
@@ -209,6 +210,8 @@ class PretrainFinetune(Strategy):
     def run(self, cfg, output_dir, resume=None):
         _require_sources(cfg, self.pretrainer.fidelities, "strategy.pretrain.fidelities")
         _require_sources(cfg, [self.finetuner.fidelity], "strategy.finetune.fidelity")
+        # the fine-tune's own settings are checked now, not after the pre-training has run
+        check_train_config(stage_config(cfg, output_dir, self.finetune_deltas))
         stage = self.pretrainer.stage()
         stage.config = self.pretrain_deltas
         key, settings = cache_key(cfg, stage)

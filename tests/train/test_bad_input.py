@@ -181,3 +181,18 @@ def test_metrics_json_says_why_the_run_stopped_and_which_epoch_was_best(tmp_path
                            epochs=10))  # fmt: skip
     assert record["stopped"] == "early stopping at epoch 2: val/loss did not improve for 2 epochs"
     assert record["epochs"] == 3 and 0 <= record["best_epoch"] <= 2
+
+
+def test_a_bad_finetune_setting_is_refused_before_the_pretraining(tmp_path):
+    cfg = compose_config(
+        "train",
+        [
+            *quick_overrides(tmp_path, ("gfn2", "dft"), 16, 1),
+            "strategy=pretrain_finetune",
+            "+strategy.finetune.trainer.max_epochs=abc",
+            f"paths.cache_dir={tmp_path}/cache",
+        ],
+    )
+    with pytest.raises(ConfigError, match="trainer.max_epochs='abc' must be a whole number >= -1"):
+        train(cfg)
+    assert not (tmp_path / "cache").exists()  # nothing was pre-trained
