@@ -13,6 +13,7 @@ from pytorch_lightning.callbacks import EarlyStopping
 
 from mfff.data.errors import DataError
 from mfff.errors import TrainingDiverged
+from mfff.train.callbacks import EarlyStoppingAfterDecay
 from mfff.train.checkpoints import check_compatible, check_resume, read_checkpoint, resolve_checkpoint
 from mfff.train.checks import check_train_config
 from mfff.train.loggers import HistoryCSVLogger
@@ -219,9 +220,14 @@ def stop_reason(trainer: pl.Trainer) -> str:
     """Why `fit` ended: early stopping (and on what), or the run's length."""
     for callback in trainer.callbacks:
         if isinstance(callback, EarlyStopping) and callback.stopped_epoch > 0:
+            after_decay = (
+                f" once the learning rate had decayed to {callback.lr_fraction:g}x its peak"
+                if isinstance(callback, EarlyStoppingAfterDecay)
+                else ""
+            )
             return (
                 f"early stopping at epoch {callback.stopped_epoch}: {callback.monitor} did not improve for "
-                f"{callback.patience} epochs"
+                f"{callback.patience} epochs{after_decay}"
             )
     if trainer.max_steps != -1 and trainer.global_step >= trainer.max_steps:
         return f"max_steps={trainer.max_steps} reached"

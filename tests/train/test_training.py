@@ -114,7 +114,6 @@ def test_ema_and_plateau_schedule(tmp_path):
 
     metrics = train_quick(
         tmp_path,
-        "callbacks=default_ema",
         "scheduler=plateau",
         "strategy=scratch",
         "data.fidelity=gfn2",
