@@ -37,8 +37,13 @@ COMMON = [
 
 
 def run_overrides(strategy: str, backbone: str, n_train: int, seed: int) -> list[str]:
-    return [f"strategy={strategy}", f"model/backbone={backbone}", f"data.sources.dft.n_train={n_train}",
-            f"seed={seed}", *COMMON]
+    return [
+        f"strategy={strategy}",
+        f"model/backbone={backbone}",
+        f"data.sources.dft.n_train={n_train}",
+        f"seed={seed}",
+        *COMMON,
+    ]
 
 
 def checkout(rev: str) -> Path:
@@ -80,8 +85,13 @@ def run_one(arm: str, code: Path | None, extra: list[str], strategy: str, backbo
     metrics_file = run_dir / "metrics.json"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     command = [
-        sys.executable, "-m", "mfff.cli.train", *run_overrides(strategy, backbone, n, seed), *extra,
-        f"hydra.run.dir={run_dir}", f"paths.cache_dir={RUNS / arm / backbone / 'cache'}",
+        sys.executable,
+        "-m",
+        "mfff.cli.train",
+        *run_overrides(strategy, backbone, n, seed),
+        *extra,
+        f"hydra.run.dir={run_dir}",
+        f"paths.cache_dir={RUNS / 'cache'}",  # keyed by code and settings: arms share pre-trainings
     ]
     start = time.perf_counter()
     if not (metrics_file.exists() and json.loads(metrics_file.read_text()).get("status") == "finished"):
@@ -93,8 +103,16 @@ def run_one(arm: str, code: Path | None, extra: list[str], strategy: str, backbo
             return
     wall = time.perf_counter() - start
     metrics = json.loads(metrics_file.read_text())
-    record = {"arm": arm, "backbone": backbone, "strategy": strategy, "n_train": n, "seed": seed,
-              "overrides": extra, "wall_s": round(wall, 1), **summary(metrics)}
+    record = {
+        "arm": arm,
+        "backbone": backbone,
+        "strategy": strategy,
+        "n_train": n,
+        "seed": seed,
+        "overrides": extra,
+        "wall_s": round(wall, 1),
+        **summary(metrics),
+    }
     previous = load_results().get(key)
     if previous and wall < 5:  # collected again, not rerun: keep the wall time of the real run
         record["wall_s"] = previous["wall_s"]

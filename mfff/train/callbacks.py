@@ -34,7 +34,7 @@ class EMA(WeightAveraging):
         if (decay is None) == (sigma_rel is None):
             raise ConfigError(
                 f"callbacks.ema: give exactly one of decay (e.g. 0.99) and sigma_rel (e.g. 0.1), got decay={decay}, "
-                f"sigma_rel={sigma_rel}"
+                f"sigma_rel={sigma_rel}; e.g. callbacks.ema.decay=0.99 callbacks.ema.sigma_rel=null"
             )
         if decay is not None and not 0.0 < decay < 1.0:
             raise ConfigError(f"callbacks.ema.decay={decay}: must lie between 0 and 1 (e.g. 0.99)")

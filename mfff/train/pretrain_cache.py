@@ -113,6 +113,7 @@ class PretrainCache:
                 "n_train": {f: s["n_train"] for f, s in result.stats.items()},
                 "label_cost_cpu_s": {f: s["label_cost"] for f, s in result.stats.items()},
                 "epochs": result.epochs,
+                "wall_s": result.wall_s,
                 "best_checkpoint": Path(result.best_checkpoint).name if result.best_checkpoint else None,
                 "metrics": result.metrics,
             }

@@ -52,6 +52,7 @@ def train(cfg: DictConfig, run_choices: dict | None = None) -> dict:
         steps=result.steps,
         best_epoch=result.best_epoch,
         stopped=result.stopped,
+        wall_s=result.wall_s,
         best_checkpoint=result.best_checkpoint,
         metrics=result.metrics,
         pretrain=outcome.pretrain,

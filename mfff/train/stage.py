@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +59,7 @@ class StageResult:
     is_global_zero: bool = True
     best_epoch: int | None = None  # the epoch the best checkpoint was saved at (0-based)
     stopped: str = ""  # why training ended
+    wall_s: float | None = None  # seconds from building the data to the last test metric
 
 
 def instantiate_dict(node) -> list:
@@ -112,6 +114,7 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
         check_resume(saved, MultiFidelityModule.hparams_of(**module_args), resume)
     if stage.transfer is not None:
         stage.transfer.check(model_cfg)
+    start = time.perf_counter()
     data = instantiate(
         cfg.data,
         fidelities=stage.train,
@@ -164,6 +167,7 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
         trainer.is_global_zero,
         best_epoch=int(read_checkpoint(best)["epoch"]) if best else None,
         stopped=stop_reason(trainer),
+        wall_s=round(time.perf_counter() - start, 1),
     )
 
 

@@ -26,7 +26,13 @@ def pretrain_record(checkpoint: Path) -> dict:
     metrics = checkpoint.parent.parent / "metrics.json"
     if metrics.is_file():
         saved = json.loads(metrics.read_text())
-        record.update({k: saved[k] for k in ("strategy", "n_train", "label_cost_cpu_s", "metrics") if k in saved})
+        record.update(
+            {
+                k: saved[k]
+                for k in ("strategy", "n_train", "label_cost_cpu_s", "epochs", "wall_s", "metrics")
+                if k in saved
+            }
+        )
     return record
 
 

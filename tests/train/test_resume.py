@@ -42,7 +42,7 @@ def test_resume_from_the_run_dir_continues_history_and_length(first_run, tmp_pat
 @pytest.mark.parametrize(
     ("override", "difference"),
     [
-        ("optimizer.lr=0.01", "optimizer.lr: 0.001 (checkpoint) -> 0.01 (now)"),
+        ("optimizer.lr=0.02", "optimizer.lr: 0.005 (checkpoint) -> 0.02 (now)"),
         ("scheduler=plateau", "scheduler._target_: None (checkpoint) -> 'mfff.train.schedules.Plateau' (now)"),
         ("loss.forces_weight=1.0", "loss.forces_weight: 10.0 (checkpoint) -> 1.0 (now)"),
         ("data.sources.gfn2.n_train=24", "data.sources.gfn2.n_train: 16 (checkpoint) -> 24 (now)"),

@@ -146,6 +146,7 @@ def test_pretrain_and_finetune_stages_get_their_own_optimiser_and_trainer_settin
     assert finetuned["hyper_parameters"]["optimizer"]["lr"] == 0.0005
     record = json.loads((Path(metrics["pretrain"]["checkpoint"]).parents[1] / "metrics.json").read_text())
     assert record["epochs"] == 2 and metrics["epochs"] == 1
+    assert metrics["pretrain"]["epochs"] == 2 and metrics["pretrain"]["wall_s"] == record["wall_s"] > 0
     assert metrics["strategy"]["finetune"]["fidelities"] == ["dft"]
 
 

@@ -25,6 +25,7 @@ def test_loss_decreases_and_metrics_json_is_complete(multihead_run):
     assert metrics["n_train"] == {"gfn1": 48, "gfn2": 48}
     assert metrics["seed"] == 0 and metrics["backbone"] == "painn" and metrics["size"] == "s"
     assert metrics["label_cost_cpu_s"]["gfn1"] > 0
+    assert 0 < metrics["wall_s"] < 600  # the stage's wall time, data to test metrics
     for stage in ("val", "test", "test_mol"):
         for fidelity in ("gfn1", "gfn2"):
             values = metrics["metrics"][stage][fidelity]

@@ -1,0 +1,268 @@
+"""mfff and mace-torch side by side on identical extxyz files (export.py): DFT test errors, parameters, wall time.
+
+    python benchmarks/accuracy/run.py                         # everything, resumable (finished runs are kept)
+    python benchmarks/accuracy/run.py --arms scratch --tools mace-torch --seeds 0   # a subset
+
+Arms (N = DFT training labels; every run trains EPOCHS epochs per stage at BATCH structures per step):
+- `scratch`: DFT only, N = 50 and 200;
+- `pretrain`: GFN2 (2,000 frames) only, then fine-tuned on DFT at N = 50 and 200:
+  mace-torch `--foundation_model` with `--multiheads_finetuning False` (`ft_naive`) and with replay of the GFN2
+  data (`ft_multihead`, its multihead fine-tuning, the docs' recommended way); mfff `strategy=pretrain_finetune`;
+- `multihead`: GFN2 2,000 + DFT 50 at once (mfff `strategy=multihead`).
+
+Every model is evaluated by the same code (`evaluate`): its ASE calculator on `dft_test.xyz`. Each run is a fresh
+process with one thread; runs go one at a time, so wall times compare. Results: `results.json`, and
+`table.py` writes the Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+RUNS = HERE / "runs"
+DATA = RUNS / "data"
+RESULTS = HERE / "results.json"
+EPOCHS, BATCH = 100, 10
+SIZES = (50, 200)
+MACE_SIZE = ["--hidden_irreps=32x0e", "--num_interactions=2", "--r_max=5.0", "--max_ell=3", "--correlation=3"]
+
+
+# ----------------------------------------------------------------------------------------------- the runs
+def mace_command(name: str, work: Path, train: str, val: str, seed: int, *extra: str) -> list[str]:
+    """mace-torch's own trainer as its README trains a model: float32, EMA 0.99, AMSGrad, E0s fitted on the
+    training data, its default loss (forces 100 : energy/atom 1), learning rate and plateau schedule."""
+    e0s = [] if any(arg.startswith("--E0s") for arg in extra) else ["--E0s=average"]
+    return [
+        sys.executable, "-m", "mace.cli.run_train", f"--name={name}", f"--work_dir={work}",
+        f"--train_file={DATA / train}", f"--valid_file={DATA / val}", f"--test_file={DATA / 'dft_test.xyz'}",
+        "--model=MACE", *MACE_SIZE, *e0s, "--default_dtype=float32", "--device=cpu", f"--seed={seed}",
+        f"--batch_size={BATCH}", "--valid_batch_size=50", f"--max_num_epochs={EPOCHS}", "--ema", "--ema_decay=0.99",
+        "--amsgrad", "--energy_key=REF_energy", "--forces_key=REF_forces", *extra,
+    ]  # fmt: skip
+
+
+def mfff_command(run_dir: Path, backbone: str, strategy: str, n: int, seed: int, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "mfff.cli.train", f"--config-dir={RUNS / 'conf'}", "data=bench",
+        f"data.sources.dft.train={DATA / f'dft_train_{n}.xyz'}", f"strategy={strategy}",
+        f"model/backbone={backbone}", f"seed={seed}", f"trainer.max_epochs={EPOCHS}", f"data.batch_size={BATCH}",
+        "threads=1", "trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}",
+        f"paths.cache_dir={RUNS / 'mfff' / backbone / f'cache-s{seed}'}", *extra,
+    ]  # fmt: skip
+
+
+def write_mfff_data_config() -> None:
+    """The two sources of the exported files, as a user would write them (README: "Your own data")."""
+    conf = RUNS / "conf" / "data"
+    conf.mkdir(parents=True, exist_ok=True)
+    reader = "{energy_key: REF_energy, forces_key: REF_forces}"
+    (conf / "bench.yaml").write_text(
+        "defaults:\n  - default\n  - source@sources.gfn2: extxyz\n  - source@sources.dft: extxyz\n  - _self_\n"
+        "fidelity: dft\nsources:\n"
+        f"  gfn2: {{fidelity: gfn2, train: {DATA / 'gfn2_train.xyz'}, val: {DATA / 'gfn2_val.xyz'}, "
+        f"test: {DATA / 'gfn2_test.xyz'}, reader: {reader}}}\n"
+        f"  dft: {{fidelity: dft, train: {DATA / 'dft_train_50.xyz'}, val: {DATA / 'dft_val.xyz'}, "
+        f"test: {DATA / 'dft_test.xyz'}, reader: {reader}}}\n"
+    )
+
+
+def arms(seed: int) -> list[dict]:
+    """Every run of one seed, in an order that builds each pre-trained model before its fine-tunes."""
+    out = []
+    mace = RUNS / "mace-torch"
+    pretrained = mace / f"pretrain-s{seed}" / f"pretrain-s{seed}.model"
+    out.append({"tool": "mace-torch", "arm": "pretrain", "n": 0, "fidelity": "gfn2", "model": pretrained,
+                "command": mace_command(f"pretrain-s{seed}", pretrained.parent, "gfn2_train.xyz", "gfn2_val.xyz",
+                                        seed)})  # fmt: skip
+    for n in SIZES:
+        for arm, extra in (
+            ("scratch", []),
+            ("ft_naive", [f"--foundation_model={pretrained}", "--multiheads_finetuning=False"]),
+            (
+                "ft_multihead",
+                [
+                    f"--foundation_model={pretrained}",
+                    "--multiheads_finetuning=True",
+                    f"--pt_train_file={DATA / 'gfn2_train.xyz'}",
+                    "--E0s=estimated",
+                ],
+            ),  # fmt: skip
+        ):
+            name = f"{arm}-n{n}-s{seed}"
+            command = mace_command(name, mace / name, f"dft_train_{n}.xyz", "dft_val.xyz", seed, *extra)
+            out.append({"tool": "mace-torch", "arm": arm, "n": n, "fidelity": "dft", "head": "Default",
+                        "model": mace / name / f"{name}.model", "command": command})  # fmt: skip
+    for backbone in ("mace", "painn"):
+        for n in SIZES:
+            for arm, strategy in (("scratch", "scratch"), ("pretrain_finetune", "pretrain_finetune")):
+                run_dir = RUNS / "mfff" / backbone / f"{arm}-n{n}-s{seed}"
+                out.append({"tool": f"mfff-{backbone}", "arm": arm, "n": n, "fidelity": "dft", "model": run_dir,
+                            "command": mfff_command(run_dir, backbone, strategy, n, seed)})  # fmt: skip
+        run_dir = RUNS / "mfff" / backbone / f"multihead-n50-s{seed}"
+        out.append(
+            {
+                "tool": f"mfff-{backbone}",
+                "arm": "multihead",
+                "n": 50,
+                "fidelity": "dft",
+                "model": run_dir,
+                "command": mfff_command(run_dir, backbone, "multihead", 50, seed),
+            }
+        )
+    return out
+
+
+# ------------------------------------------------------------------------------------------- evaluation
+def calculator(run: dict):
+    if run["tool"] == "mace-torch":
+        from mace.calculators import MACECalculator
+
+        head = {"head": run["head"]} if run.get("head") else {}
+        return MACECalculator(model_paths=str(run["model"]), device="cpu", default_dtype="float32", **head)
+    from mfff.calculator import MFFFCalculator
+
+    return MFFFCalculator(str(run["model"]), fidelity=run["fidelity"])
+
+
+def parameters(run: dict) -> int:
+    import torch
+
+    if run["tool"] == "mace-torch":
+        return sum(p.numel() for p in torch.load(run["model"], weights_only=False).parameters())
+    from mfff.train.checkpoints import load_module, resolve_checkpoint
+
+    module = load_module(resolve_checkpoint(run["model"], "model", prefer="best"))
+    return sum(p.numel() for p in module.potential.parameters())
+
+
+def evaluate(run: dict) -> dict:
+    """Errors of the model on the fidelity's test file, computed here the same way for every tool."""
+    from ase.io import read
+
+    test = read(DATA / f"{run['fidelity']}_test.xyz", ":")
+    calc = calculator(run)
+    energy, per_atom, forces = [], [], []
+    for atoms in test:
+        reference_e, reference_f = atoms.info["REF_energy"], atoms.arrays["REF_forces"]
+        atoms.calc = calc
+        error = atoms.get_potential_energy() - reference_e
+        energy.append(error)
+        per_atom.append(error / len(atoms))
+        forces.append((atoms.get_forces() - reference_f).ravel())
+    forces = np.concatenate(forces)
+    return {
+        "energy_mae": 1000 * float(np.mean(np.abs(energy))),
+        "energy_per_atom_mae": 1000 * float(np.mean(np.abs(per_atom))),
+        "forces_mae": 1000 * float(np.mean(np.abs(forces))),
+        "forces_rmse": 1000 * float(np.sqrt(np.mean(forces**2))),
+        "n_test": len(test),
+    }
+
+
+# --------------------------------------------------------------------------------------------- bookkeeping
+def key(run: dict, seed: int) -> str:
+    return f"{run['tool']}/{run['arm']}/n{run['n']}/s{seed}"
+
+
+def load_results() -> dict:
+    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+
+
+def save_result(name: str, record: dict) -> None:
+    results = load_results()
+    results[name] = record
+    tmp = RESULTS.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, RESULTS)
+
+
+def finished(run: dict) -> bool:
+    if run["tool"] == "mace-torch":
+        return Path(run["model"]).is_file()
+    metrics = Path(run["model"]) / "metrics.json"
+    return metrics.is_file() and json.loads(metrics.read_text()).get("status") == "finished"
+
+
+def wall_times(run: dict, seed: int) -> dict:
+    """mfff's own record of its training time (`wall_s`: the stage, from data to test metrics) and, for a
+    fine-tune, of its pre-training, which a process timer cannot split (mfff pre-trains once per cache key)."""
+    if run["tool"].startswith("mfff"):
+        metrics = json.loads((Path(run["model"]) / "metrics.json").read_text())
+        return {"train_wall_s": metrics.get("wall_s"), "pretrain_wall_s": (metrics.get("pretrain") or {}).get("wall_s")}
+    if run["arm"].startswith("ft_"):
+        return {"pretrain_wall_s": load_results().get(f"mace-torch/pretrain/n0/s{seed}", {}).get("wall_s")}
+    return {}
+
+
+def execute(run: dict, seed: int) -> None:
+    name = key(run, seed)
+    log_dir = RUNS / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = log_dir / (name.replace("/", "_") + ".log")
+    wall = None
+    if not finished(run):
+        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        start = time.perf_counter()
+        with open(log_file, "w") as log:
+            done = subprocess.run(run["command"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        wall = time.perf_counter() - start
+        if done.returncode != 0 or not finished(run):
+            save_result(name, {"tool": run["tool"], "arm": run["arm"], "n": run["n"], "seed": seed,
+                               "failed": f"exit {done.returncode}; log: {log_file.relative_to(HERE)}"})  # fmt: skip
+            print(f"FAILED {name}: see {log_file}", flush=True)
+            return
+    previous = load_results().get(name, {})
+    record = {"tool": run["tool"], "arm": run["arm"], "n": run["n"], "seed": seed,
+              "wall_s": round(wall, 1) if wall is not None else previous.get("wall_s"),
+              **wall_times(run, seed), "parameters": parameters(run), **evaluate(run)}  # fmt: skip
+    save_result(name, record)
+    print(f"{name}: forces RMSE {record['forces_rmse']:.1f} meV/Å, {record['wall_s']} s", flush=True)
+
+
+def main() -> None:
+    global EPOCHS, RESULTS, RUNS, DATA
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--arms", nargs="+", help="only these arms (scratch, pretrain, ft_naive, ...)")
+    parser.add_argument("--tools", nargs="+", help="only these tools (mace-torch, mfff-mace, mfff-painn)")
+    parser.add_argument("--sizes", nargs="+", type=int, help="only these N")
+    parser.add_argument("--results", type=Path, help="write results here instead (probes of other settings)")
+    parser.add_argument("mfff_overrides", nargs="*", help="after --: overrides for every mfff run (probes)")
+    parser.add_argument("--epochs", type=int, default=EPOCHS, help="a quick check of the commands; results go to "
+                        "results-<epochs>.json unless it is the default")  # fmt: skip
+    args = parser.parse_args()
+    if args.epochs != EPOCHS:
+        EPOCHS, RESULTS, RUNS = args.epochs, HERE / f"results-{args.epochs}.json", HERE / f"runs-{args.epochs}"
+        DATA = RUNS / "data"
+    if args.results:
+        RESULTS = args.results
+    if args.mfff_overrides:
+        RUNS = RUNS / "probes" / "_".join(args.mfff_overrides).replace("/", "-").replace("=", "-")
+    if not (DATA / "dft_test.xyz").is_file():
+        subprocess.run([sys.executable, str(HERE / "export.py"), f"--out={DATA}"], check=True)
+    write_mfff_data_config()
+    for seed in args.seeds:
+        for run in arms(seed):
+            if run["tool"].startswith("mfff"):
+                run["command"] += args.mfff_overrides
+            if (args.arms and run["arm"] not in args.arms) or (args.tools and run["tool"] not in args.tools):
+                continue
+            if args.sizes and run["n"] not in args.sizes and run["n"] != 0:
+                continue
+            if key(run, seed) in load_results() and "failed" not in load_results()[key(run, seed)]:
+                continue
+            execute(run, seed)
+
+
+if __name__ == "__main__":
+    main()
