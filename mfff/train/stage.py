@@ -33,7 +33,8 @@ class Stage:
     Args:
         heads: the model's heads; train: the fidelities it trains on (their heads train, the others stay frozen);
         evaluate: fidelities loaded for validation/test only; transfer: start from a pre-trained checkpoint;
-        config: deltas merged over the root config for this stage, e.g. {'trainer': {'max_epochs': 50}}.
+        config: deltas merged over the root config for this stage, e.g. {'trainer': {'max_epochs': 50}};
+        lr_scale: the stage trains at this times the learning rate its config gives (fine-tunes: 0.2).
     """
 
     name: str
@@ -44,6 +45,7 @@ class Stage:
     sampling: dict | None = None
     transfer: Transfer | None = None
     config: dict = field(default_factory=dict)
+    lr_scale: float = 1.0
 
     def __post_init__(self):
         self.heads = sorted(self.heads or self.train)
@@ -93,6 +95,10 @@ def stage_config(cfg: DictConfig, output_dir: Path, deltas: dict) -> DictConfig:
 def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | None = None) -> StageResult:
     cfg = stage_config(cfg, output_dir, stage.config)
     check_train_config(cfg)
+    if stage.lr_scale != 1.0:
+        with open_dict(cfg):
+            cfg.optimizer.lr = float(cfg.optimizer.lr) * stage.lr_scale
+        log.info("stage %s trains at lr_scale %g x its learning rate: %g", stage.name, stage.lr_scale, cfg.optimizer.lr)
     pl.seed_everything(int(cfg.seed), workers=True)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     module_args = {

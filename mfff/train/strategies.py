@@ -16,6 +16,7 @@ from mfff.train.checks import check_train_config
 from mfff.train.pretrain_cache import PretrainCache, cache_key
 from mfff.train.stage import Stage, StageResult, run_stage, stage_config
 from mfff.train.transfer import Transfer, pretrain_record
+from mfff.utils.values import positive_number
 
 
 @dataclass
@@ -128,6 +129,9 @@ class Finetune(Strategy):
         from: the pre-trained .ckpt or run dir (`strategy.from`; `from` is a Python keyword, hence **source).
         eval_pretrain: keep the pre-trained heads (frozen) and evaluate their fidelities' val/test sets every
             epoch, to measure forgetting.
+        lr_scale: the fine-tune trains at this times the learning rate it is given (optimizer.lr, or the
+            fine-tune's own optimizer delta). PaiNN at 50 DFT labels after GFN2 pre-training: 0.2 (1e-3) gave a
+            test force MAE of 64-67 meV/Å, 1 (5e-3) 95-109.
     """
 
     name = "finetune"
@@ -142,9 +146,11 @@ class Finetune(Strategy):
         source_head: str | None = None,
         reference: str = "refit",
         eval_pretrain: bool = False,
+        lr_scale: float = 0.2,
         **source,
     ):
         super().__init__([fidelity], name)
+        self.lr_scale = positive_number(lr_scale, "lr_scale (strategy.lr_scale, or strategy.finetune.lr_scale)")
         unknown = sorted(set(source) - {"from"})
         if unknown:
             raise DataError(f"strategy={self.name} has no option {unknown[0]!r}")
@@ -159,7 +165,13 @@ class Finetune(Strategy):
         self.eval_pretrain = bool(eval_pretrain)
 
     def describe(self) -> dict:
-        return {**super().describe(), **self.options, "eval_pretrain": self.eval_pretrain, "from": str(self.source)}
+        return {
+            **super().describe(),
+            **self.options,
+            "lr_scale": self.lr_scale,
+            "eval_pretrain": self.eval_pretrain,
+            "from": str(self.source),
+        }
 
     def transfer(self, checkpoint: Path) -> Transfer:
         transfer = Transfer(checkpoint, self.fidelity, **self.options)
@@ -170,7 +182,12 @@ class Finetune(Strategy):
     def stage(self, checkpoint: Path) -> Stage:
         transfer = self.transfer(checkpoint)
         return Stage(
-            "finetune", [self.fidelity], heads=transfer.heads, evaluate=list(transfer.retain), transfer=transfer
+            "finetune",
+            [self.fidelity],
+            heads=transfer.heads,
+            evaluate=list(transfer.retain),
+            transfer=transfer,
+            lr_scale=self.lr_scale,
         )
 
     def run(self, cfg, output_dir, resume=None):

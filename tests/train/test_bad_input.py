@@ -176,11 +176,20 @@ def test_a_run_ends_with_its_test_errors_and_without_noise(tmp_path, caplog, cap
 
 
 def test_metrics_json_says_why_the_run_stopped_and_which_epoch_was_best(tmp_path):
-    # min_delta so large that no epoch counts as an improvement: early stopping fires after `patience` epochs
-    record = train(_config(tmp_path, "callbacks.early_stopping.patience=2", "+callbacks.early_stopping.min_delta=1e9",
-                           epochs=10))  # fmt: skip
-    assert record["stopped"] == "early stopping at epoch 2: val/loss did not improve for 2 epochs"
-    assert record["epochs"] == 3 and 0 <= record["best_epoch"] <= 2
+    # min_delta so large that no epoch counts as an improvement: patience runs out 2 epochs after counting starts
+    never_improves = ["callbacks.early_stopping.patience=2", "+callbacks.early_stopping.min_delta=1e9"]
+    record = train(_config(tmp_path / "gated", *never_improves, epochs=20))
+    stop = re.fullmatch(
+        r"early stopping at epoch (\d+): val/loss did not improve for 2 epochs once the learning rate had decayed to "
+        r"0.1x its peak",
+        record["stopped"],
+    )
+    assert stop, record["stopped"]
+    # warm-up cosine over 20 epochs falls to 0.1x its peak after 81% of the steps: counting starts at epoch 16
+    assert int(stop[1]) == 17 and record["epochs"] == 18 and 0 <= record["best_epoch"] <= 17
+    ungated = "callbacks.early_stopping.lr_fraction=1.0"  # counts from the start, as Lightning's EarlyStopping
+    ungated = train(_config(tmp_path / "ungated", *never_improves, ungated, epochs=20))
+    assert ungated["stopped"].startswith("early stopping at epoch 2: ") and ungated["epochs"] == 3
 
 
 def test_a_bad_finetune_setting_is_refused_before_the_pretraining(tmp_path):

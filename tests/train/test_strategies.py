@@ -143,7 +143,9 @@ def test_pretrain_and_finetune_stages_get_their_own_optimiser_and_trainer_settin
     pretrained = torch.load(metrics["pretrain"]["checkpoint"], map_location="cpu", weights_only=False)
     finetuned = torch.load(metrics["best_checkpoint"], map_location="cpu", weights_only=False)
     assert pretrained["hyper_parameters"]["optimizer"]["lr"] == 0.002
-    assert finetuned["hyper_parameters"]["optimizer"]["lr"] == 0.0005
+    # the fine-tune's own rate, times lr_scale (default 0.2)
+    assert finetuned["hyper_parameters"]["optimizer"]["lr"] == pytest.approx(0.0005 * 0.2)
+    assert metrics["strategy"]["finetune"]["lr_scale"] == 0.2
     record = json.loads((Path(metrics["pretrain"]["checkpoint"]).parents[1] / "metrics.json").read_text())
     assert record["epochs"] == 2 and metrics["epochs"] == 1
     assert metrics["pretrain"]["epochs"] == 2 and metrics["pretrain"]["wall_s"] == record["wall_s"] > 0
