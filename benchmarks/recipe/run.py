@@ -3,6 +3,7 @@
     python benchmarks/recipe/run.py --arm before --rev 36b97f1    # the recipe before issue 9, from git
     python benchmarks/recipe/run.py --arm after                    # this checkout's defaults
     python benchmarks/recipe/run.py --arm bs8 --backbones painn --strategies scratch -- data.batch_size=8
+    python benchmarks/recipe/run.py --arm after --strategies multihead --sizes 50 -- trainer.max_epochs=30
 
 Each arm is one code version (a git revision, checked out as a worktree under runs/, or this checkout) plus
 optional overrides after `--`. Every run is a fresh `mfff-train` process with one thread; two run at once (the
@@ -42,6 +43,7 @@ def run_overrides(strategy: str, backbone: str, n_train: int, seed: int) -> list
         f"model/backbone={backbone}",
         f"data.sources.dft.n_train={n_train}",
         f"seed={seed}",
+        *(["fidelities=[dft,gfn2]"] if strategy == "multihead" else []),  # GFN2 (2,000) + DFT (n_train) at once
         *COMMON,
     ]
 
