@@ -92,7 +92,8 @@ def power_ema(gamma: float):
 class EarlyStoppingAfterDecay(EarlyStopping):
     """Early stopping whose patience only counts once the learning rate has decayed to `lr_fraction` of its peak,
     so a run never stops while its schedule still holds the rate high (during a warm-up, or before a cosine or
-    plateau schedule has annealed). Until then the best score is still tracked."""
+    plateau schedule has annealed). Until then the best score is still tracked. Without a schedule
+    (`scheduler=none`) it is Lightning's EarlyStopping."""
 
     def __init__(self, *args, lr_fraction: float = 0.1, **kwargs):
         if not 0.0 < lr_fraction <= 1.0:
@@ -109,7 +110,9 @@ class EarlyStoppingAfterDecay(EarlyStopping):
         return lr <= self.lr_fraction * self.peak_lr
 
     def _run_early_stopping_check(self, trainer: pl.Trainer) -> None:
-        self._counting = self.annealed(trainer) if trainer.optimizers else True
+        # without a schedule the rate never decays: then patience counts from the start, as in Lightning
+        scheduled = bool(trainer.optimizers) and bool(getattr(trainer, "lr_scheduler_configs", None))
+        self._counting = self.annealed(trainer) if scheduled else True
         super()._run_early_stopping_check(trainer)
 
     def _evaluate_stopping_criteria(self, current: Tensor) -> tuple[bool, str | None]:

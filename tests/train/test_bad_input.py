@@ -190,6 +190,8 @@ def test_metrics_json_says_why_the_run_stopped_and_which_epoch_was_best(tmp_path
     ungated = "callbacks.early_stopping.lr_fraction=1.0"  # counts from the start, as Lightning's EarlyStopping
     ungated = train(_config(tmp_path / "ungated", *never_improves, ungated, epochs=20))
     assert ungated["stopped"].startswith("early stopping at epoch 2: ") and ungated["epochs"] == 3
+    constant = train(_config(tmp_path / "constant", *never_improves, "scheduler=none", epochs=20))
+    assert constant["stopped"].startswith("early stopping at epoch 2: ")  # no schedule: nothing to wait for
 
 
 def test_a_bad_finetune_setting_is_refused_before_the_pretraining(tmp_path):

@@ -54,10 +54,11 @@ def test_ema_settings_are_checked(settings, message):
         EMA(**settings)
 
 
-def _fake_trainer(lr: float, initial_lr: float, val: float, epoch: int):
+def _fake_trainer(lr: float, initial_lr: float, val: float, epoch: int, scheduled: bool = True):
     optimizer = SimpleNamespace(param_groups=[{"lr": lr, "initial_lr": initial_lr}])
     return SimpleNamespace(
         optimizers=[optimizer],
+        lr_scheduler_configs=[object()] if scheduled else [],
         callback_metrics={"val/loss": torch.tensor(val)},
         fast_dev_run=False,
         should_stop=False,
@@ -84,6 +85,16 @@ def test_early_stopping_counts_patience_only_after_the_learning_rate_decayed():
     restored = EarlyStoppingAfterDecay(monitor="val/loss", lr_fraction=0.1)
     restored.load_state_dict(stopper.state_dict())
     assert restored.peak_lr == pytest.approx(1e-3)
+
+
+def test_without_a_schedule_early_stopping_counts_from_the_start():
+    stopper = EarlyStoppingAfterDecay(monitor="val/loss", mode="min", patience=2, lr_fraction=0.1)
+    for epoch, val in enumerate([1.0, 2.0, 2.0, 2.0]):
+        trainer = _fake_trainer(lr=1e-3, initial_lr=1e-3, val=val, epoch=epoch, scheduled=False)
+        stopper._run_early_stopping_check(trainer)
+        if trainer.should_stop:
+            break
+    assert stopper.stopped_epoch == 2
 
 
 def test_early_stopping_after_decay_refuses_a_bad_fraction():
