@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mfff.utils.atomic import atomic_write_text
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 RUNS = HERE / "runs"
@@ -181,9 +183,7 @@ def load_results() -> dict:
 def save_result(name: str, record: dict) -> None:
     results = load_results()
     results[name] = record
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, RESULTS)
+    atomic_write_text(RESULTS, json.dumps(results, indent=1, sort_keys=True) + "\n")
 
 
 def finished(run: dict) -> bool:

@@ -22,6 +22,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from mfff.utils.atomic import atomic_write_text
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 RUNS = HERE / "runs"  # git-ignored: checkpoints and logs
@@ -64,9 +66,7 @@ def load_results() -> dict:
 def save_result(key: str, record: dict) -> None:
     results = load_results()  # re-read: the other worker may have written since
     results[key] = record
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, RESULTS)
+    atomic_write_text(RESULTS, json.dumps(results, indent=1, sort_keys=True) + "\n")
 
 
 def summary(metrics: dict, target: str = "dft") -> dict:
@@ -95,15 +95,16 @@ def run_one(arm: str, code: Path | None, extra: list[str], strategy: str, backbo
         f"hydra.run.dir={run_dir}",
         f"paths.cache_dir={RUNS / 'cache'}",  # keyed by code and settings: arms share pre-trainings
     ]
-    start = time.perf_counter()
+    wall = None  # only a run done now is timed; a finished one is collected again with its recorded time
     if not (metrics_file.exists() and json.loads(metrics_file.read_text()).get("status") == "finished"):
         run_dir.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
         with open(run_dir / "stdout.log", "w") as log:
             done = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=code or REPO)
         if done.returncode != 0:
             print(f"FAILED {key} (exit {done.returncode}); see {run_dir / 'stdout.log'}", flush=True)
             return
-    wall = time.perf_counter() - start
+        wall = round(time.perf_counter() - start, 1)
     metrics = json.loads(metrics_file.read_text())
     record = {
         "arm": arm,
@@ -112,12 +113,9 @@ def run_one(arm: str, code: Path | None, extra: list[str], strategy: str, backbo
         "n_train": n,
         "seed": seed,
         "overrides": extra,
-        "wall_s": round(wall, 1),
+        "wall_s": wall if wall is not None else load_results().get(key, {}).get("wall_s"),
         **summary(metrics),
     }
-    previous = load_results().get(key)
-    if previous and wall < 5:  # collected again, not rerun: keep the wall time of the real run
-        record["wall_s"] = previous["wall_s"]
     save_result(key, record)
     print(f"{key}: forces MAE {record['forces_mae']:.1f} meV/Å, {record['wall_s']:.0f} s", flush=True)
 
