@@ -26,7 +26,7 @@ def test_two_by_two_sweep_pretrains_once_and_records_its_overrides(tmp_path):
             "-m",
             "strategy=pretrain_finetune",
             "data.sources.dft.n_train=16,32",
-            "strategy.finetune.train=full,frozen_backbone",
+            "strategy/params@strategy.finetune.params=full,frozen_backbone",
             "+strategy.pretrain.trainer.max_epochs=2",
             "trainer.max_epochs=1",
             f"paths.cache_dir={tmp_path}/cache",
@@ -47,9 +47,9 @@ def test_two_by_two_sweep_pretrains_once_and_records_its_overrides(tmp_path):
     seen = set()
     for m in metrics:
         n_train = next(o for o in m["overrides"] if o.startswith("data.sources.dft.n_train="))
-        mode = next(o for o in m["overrides"] if o.startswith("strategy.finetune.train="))
+        mode = next(o for o in m["overrides"] if o.startswith("strategy/params@strategy.finetune.params="))
         assert m["n_train"] == {"gfn2": 48, "dft": int(n_train.split("=")[1])}
-        assert m["strategy"]["finetune"]["train"] == mode.split("=")[1]
+        assert m["strategy"]["finetune"]["params"]["name"] == mode.split("=")[1]
         assert m["metrics"]["test"]["dft"]["forces_mae"] > 0
         seen.add((n_train, mode))
     assert len(seen) == 4

@@ -14,7 +14,8 @@ from mfff.utils.values import whole_number
 
 
 class MultiFidelityDataModule(pl.LightningDataModule):
-    """Combines the sources named in `fidelities`; fidelity index = position in the sorted loaded names.
+    """Combines the sources named in `fidelities`; each structure carries its fidelity's index in `heads` (the
+    model's sorted head names; default: the loaded fidelities).
 
     Training batches follow `sampling` (a `Composition`: proportional, ratios or fixed; see mfff.data.sampler).
     Validation merges the val sets of all loaded fidelities; each test-set name (e.g. `test`, `test_mol`) is one
@@ -39,6 +40,7 @@ class MultiFidelityDataModule(pl.LightningDataModule):
         dtype: str = "float32",
         sampling: dict | None = None,
         budget: dict | None = None,
+        heads: list[str] | None = None,
     ):
         super().__init__()
         batch_size = whole_number(batch_size, "data.batch_size", 1)
@@ -54,6 +56,12 @@ class MultiFidelityDataModule(pl.LightningDataModule):
             raise DataError(
                 f"fidelity {missing[0]!r} (strategy) has no source in data.sources; "
                 f"available: {', '.join(sorted(sources))}"
+            )
+        self.heads = sorted(heads) if heads is not None else self.fidelities
+        headless = [f for f in self.fidelities if f not in self.heads]
+        if headless:
+            raise DataError(
+                f"fidelity {headless[0]!r} in the data has no head in this model (heads: {', '.join(self.heads)})"
             )
         self.all_sources = dict(sources)
         self.sources = {f: sources[f] for f in self.fidelities}
@@ -94,8 +102,8 @@ class MultiFidelityDataModule(pl.LightningDataModule):
 
     def _items(self, pick, fidelities=None) -> list:
         return [
-            (s, index)
-            for index, f in enumerate(self.fidelities)
+            (s, self.heads.index(f))
+            for f in self.fidelities
             if fidelities is None or f in fidelities
             for s in pick(self.sources[f])
         ]

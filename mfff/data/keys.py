@@ -10,7 +10,7 @@ BATCH: Final[str] = "batch"  # (n_atoms,) | index of the structure each atom bel
 N_ATOMS: Final[str] = "n_atoms"  # (n_graphs,) | atoms per structure, long
 EDGE_INDEX: Final[str] = "edge_index"  # (2, n_edges) | [receiver i, sender j] atom indices, long
 EDGE_SHIFTS: Final[str] = "edge_shifts"  # (n_edges, 3) | Å, periodic image offset: r_ij = r_j - r_i + shift
-FIDELITY: Final[str] = "fidelity"  # (n_graphs,) | index into the sorted fidelity names, long
+FIDELITY: Final[str] = "fidelity"  # (n_graphs,) | head index of the structure's fidelity (sorted head names), long
 ENERGY: Final[str] = "energy"  # (n_graphs,) | eV, total energy label (0 where missing)
 FORCES: Final[str] = "forces"  # (n_atoms, 3) | eV/Å, force labels (0 where missing)
 ENERGY_MASK: Final[str] = "energy_mask"  # (n_graphs,) | 1.0 where the energy label exists, else 0.0

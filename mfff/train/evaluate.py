@@ -29,10 +29,14 @@ def evaluate(cfg: DictConfig) -> dict:
             f"{list(cfg.data.sources)}: no fidelity in common to evaluate"
         )
     data = instantiate(
-        cfg.data, fidelities=fidelities, cutoff=module.potential.backbone.cutoff, dtype=module.dtype_name
+        cfg.data,
+        fidelities=fidelities,
+        heads=module.fidelities,
+        cutoff=module.potential.backbone.cutoff,
+        dtype=module.dtype_name,
     )  # graphs as the model was trained
     data.setup("test")
-    module.bind_data(data.fidelities, data.stage_fidelities())
+    module.bind_data(data.stage_fidelities())
     quiet_lightning()
     trainer = instantiate(cfg.trainer, callbacks=[])
     flat = {}

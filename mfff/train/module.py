@@ -12,6 +12,7 @@ from mfff.errors import TrainingDiverged
 from mfff.model.potential import Potential
 from mfff.train.loss import MultiFidelityLoss
 from mfff.train.metrics import FidelityMetrics
+from mfff.train.policies import freeze_prefixes
 from mfff.utils.instantiate import instantiate
 
 
@@ -39,7 +40,7 @@ class MultiFidelityModule(pl.LightningModule):
     optimizer: {_target_: torch.optim.AdamW, _partial_: true, lr: ...}.
     scheduler: a `mfff.train.schedules` object config, or None.
     trained: heads whose fidelities enter the loss (default all); the others are only evaluated and stay frozen.
-    frozen: parameter-name prefixes that do not train (e.g. `potential.backbone.`), set by fine-tuning.
+    policy: which parameters train, a `mfff.train.policies` config (default: all of them).
     use_forces: False trains on energies alone (force terms get zero weight).
     settings: the run's data settings and length, stored so that `resume_from` can refuse a changed run.
     """
@@ -53,18 +54,20 @@ class MultiFidelityModule(pl.LightningModule):
         scheduler=None,
         monitor: str = "val/loss",
         trained: list[str] | None = None,
-        frozen: list[str] | None = None,
+        policy: dict | None = None,
         use_forces: bool = True,
         settings: dict | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(
             self.hparams_of(
-                model, fidelities, loss, optimizer, scheduler, monitor, trained, frozen, use_forces, settings
+                model, fidelities, loss, optimizer, scheduler, monitor, trained, policy, use_forces, settings
             )
         )
         self.fidelities = sorted(fidelities)
         self.potential = build_potential(self.hparams.model, self.fidelities)
+        if self.hparams.policy:
+            instantiate(self.hparams.policy).apply(self.potential)
         self.dtype_name = self.hparams.model.get("dtype", "float32")
         if self.dtype_name == "float64":
             self.potential.double()
@@ -72,13 +75,11 @@ class MultiFidelityModule(pl.LightningModule):
             self.fidelities, **(self.hparams.loss or {}), trained=self.hparams.trained, use_forces=use_forces
         )
         # heads that do not train are frozen too, so they stay exactly as loaded
-        untrained = [f"potential.heads.{f}." for f in self.fidelities if f not in self.hparams.trained]
-        self.freeze(self.hparams.frozen + untrained)
-        self.register_buffer("data_to_head", torch.arange(len(self.fidelities)), persistent=False)
+        freeze_prefixes(self.potential, [f"heads.{f}." for f in self.fidelities if f not in self.hparams.trained])
         # the first step whose training loss was NaN/inf (-1: none); checked once an epoch, not every step. A plain
         # tensor, not a buffer: DDP would overwrite every rank's with rank 0's
         self.first_nonfinite_step = torch.tensor(-1)
-        self.bind_data(self.fidelities)
+        self.bind_data({stage: self.fidelities for stage in ("train", "val", "test")})
 
     @staticmethod
     def hparams_of(
@@ -89,7 +90,7 @@ class MultiFidelityModule(pl.LightningModule):
         scheduler=None,
         monitor="val/loss",
         trained=None,
-        frozen=None,
+        policy=None,
         use_forces=True,
         settings=None,
     ) -> dict:
@@ -102,32 +103,25 @@ class MultiFidelityModule(pl.LightningModule):
             "scheduler": _plain(scheduler),
             "monitor": monitor,
             "trained": sorted(trained) if trained is not None else sorted(fidelities),
-            "frozen": list(frozen or []),
+            "policy": _plain(policy),
             "use_forces": bool(use_forces),
             "settings": _plain(settings),
         }
 
     # ------------------------------------------------------------------------------------------- data binding
-    def bind_data(self, data_fidelities: list[str], stage_fidelities: dict[str, list[str]] | None = None) -> None:
-        """Map the data module's fidelity indices onto this model's heads (by name), and keep one metrics object for
-        each stage and fidelity that has data there.
+    def bind_data(self, stage_fidelities: dict[str, list[str]]) -> None:
+        """One metrics object for each stage and fidelity that has data there.
 
         Args:
             stage_fidelities: {'train': [...], 'val': [...], <test set name>: [...]}, the data module's
-                `stage_fidelities()`; default: the trained heads train, every fidelity has val and `test` data.
+                `stage_fidelities()`. Its batches carry the head index of each structure's fidelity.
         """
-        missing = [f for f in data_fidelities if f not in self.fidelities]
+        missing = sorted({f for names in stage_fidelities.values() for f in names} - set(self.fidelities))
         if missing:
             raise DataError(
                 f"fidelity {missing[0]!r} in the data has no head in this model (heads: "
                 f"{', '.join(self.fidelities)}); train a head for it or drop it from strategy.fidelities"
             )
-        self.data_to_head = torch.tensor([self.fidelities.index(f) for f in data_fidelities], device=self.device)
-        stage_fidelities = stage_fidelities or {
-            "train": data_fidelities,
-            "val": data_fidelities,
-            "test": data_fidelities,
-        }
         self.stage_names = dict(enumerate(s for s in stage_fidelities if s not in ("train", "val")))
         # heads that do not train have no train metrics
         self.stage_heads = {
@@ -139,33 +133,11 @@ class MultiFidelityModule(pl.LightningModule):
             {f"{stage}__{f}": FidelityMetrics() for stage, heads in self.stage_heads.items() for _, f in heads}
         )
 
-    def init_from_data(self, stats: dict[str, dict]) -> None:
-        """Fit-time references: each head's E0 and scale from its fidelity's training data."""
-        for fidelity, s in stats.items():
-            self.potential.heads[fidelity].set_reference(s["e0"], reference_scale(s))
-            self.potential.mark_known_elements(s["elements"])
-        if hasattr(self.potential.backbone, "set_data_statistics"):  # e.g. MACE's message normalisation
-            total = sum(s["n_train"] for s in stats.values())
-            average = sum(s["avg_neighbours"] * s["n_train"] for s in stats.values()) / max(1, total)
-            self.potential.backbone.set_data_statistics(average)
-
-    def freeze(self, prefixes: list[str]) -> None:
-        names = [n for n, _ in self.named_parameters()]
-        for prefix in prefixes:
-            if not any(n.startswith(prefix) for n in names):
-                raise ValueError(
-                    f"no parameters are named {prefix}*; the model has {sorted({n.split('.')[1] for n in names})}"
-                )
-        for name, parameter in self.named_parameters():
-            if any(name.startswith(prefix) for prefix in prefixes):
-                parameter.requires_grad_(False)
-
     # --------------------------------------------------------------------------------------------- the step
     def forward(self, batch: Batch, head: str | None = None):
         return self.potential(batch, compute_forces=True, head=head)
 
     def _step(self, batch: Batch, stage: str) -> torch.Tensor:
-        batch.fidelity = self.data_to_head[batch.fidelity]
         with torch.enable_grad():  # forces are -dE/dx, also during validation and test
             out = self.potential(batch, compute_forces=True)
         losses = self.loss_fn(batch, out)

@@ -14,13 +14,15 @@ from pytorch_lightning.callbacks import EarlyStopping
 
 from mfff.data.errors import DataError
 from mfff.errors import TrainingDiverged
+from mfff.train.builders import FromCheckpoint, FromScratch
 from mfff.train.callbacks import EarlyStoppingAfterDecay
 from mfff.train.checkpoints import check_compatible, check_resume, read_checkpoint, resolve_checkpoint
 from mfff.train.checks import check_train_config
+from mfff.train.fidelity import Fidelity, require_unique, trained
 from mfff.train.loggers import HistoryCSVLogger
 from mfff.train.module import MultiFidelityModule
+from mfff.train.policies import Full, ParameterPolicy
 from mfff.train.quiet import quiet_lightning, resuming_quietly
-from mfff.train.transfer import Transfer
 from mfff.utils.instantiate import instantiate
 
 log = logging.getLogger(__name__)
@@ -28,27 +30,39 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Stage:
-    """What one stage trains.
+    """What one stage trains: its fidelities (strings are trained fidelities with new heads), how the model starts
+    (`builder`) and which of its parameters train (`policy`).
 
     Args:
-        heads: the model's heads; train: the fidelities it trains on (their heads train, the others stay frozen);
-        evaluate: fidelities loaded for validation/test only; transfer: start from a pre-trained checkpoint;
         config: deltas merged over the root config for this stage, e.g. {'trainer': {'max_epochs': 50}};
         lr_scale: the stage trains at this times the learning rate its config gives (fine-tunes: 0.2).
     """
 
     name: str
-    train: list[str]
-    heads: list[str] | None = None
-    evaluate: list[str] = field(default_factory=list)
+    fidelities: list[Fidelity | str]
+    builder: FromScratch | FromCheckpoint = field(default_factory=FromScratch)
+    policy: ParameterPolicy = field(default_factory=Full)
     use_forces: bool = True
     sampling: dict | None = None
-    transfer: Transfer | None = None
     config: dict = field(default_factory=dict)
     lr_scale: float = 1.0
 
     def __post_init__(self):
-        self.heads = sorted(self.heads or self.train)
+        objects = [f if isinstance(f, Fidelity) else trained(f) for f in self.fidelities]
+        self.fidelities = sorted(objects, key=lambda f: f.name)
+        require_unique(self.fidelities, self.name)
+
+    @property
+    def heads(self) -> list[str]:
+        return [f.name for f in self.fidelities]
+
+    @property
+    def train(self) -> list[str]:
+        return [f.name for f in self.fidelities if f.trains]
+
+    @property
+    def evaluate(self) -> list[str]:
+        return [f.name for f in self.fidelities if not f.trains]
 
 
 @dataclass
@@ -109,7 +123,7 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
         "scheduler": cfg.get("scheduler"),
         "monitor": cfg.monitor,
         "trained": stage.train,
-        "frozen": stage.transfer.frozen(_backbone_blocks(model_cfg)) if stage.transfer else None,
+        "policy": stage.policy.config(),
         "use_forces": stage.use_forces,
         "settings": run_settings(cfg, stage),
     }
@@ -118,8 +132,7 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
         saved = read_checkpoint(resume)
         check_compatible(saved, model_cfg, stage.heads, resume)
         check_resume(saved, MultiFidelityModule.hparams_of(**module_args), resume)
-    if stage.transfer is not None:
-        stage.transfer.check(model_cfg)
+    stage.builder.check(model_cfg, stage.fidelities)
     start = time.perf_counter()
     data = instantiate(
         cfg.data,
@@ -127,16 +140,14 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
         eval_fidelities=stage.evaluate,
         use_forces=stage.use_forces,
         sampling=stage.sampling,
+        heads=stage.heads,
         _convert_="all",
     )
     data.setup("fit")
     module = MultiFidelityModule(**module_args)
-    module.bind_data(data.fidelities, data.stage_fidelities())
+    module.bind_data(data.stage_fidelities())
     stats = data.stats()
-    if stage.transfer is not None:
-        stage.transfer.apply(module, stats)
-    else:
-        module.init_from_data(stats)
+    stage.builder.initialise(module, stage.fidelities, stats)
     quiet_lightning()
     # Lightning warns when an epoch has fewer steps than the logging interval: log at least once an epoch
     steps = math.ceil(data.composition.steps / (processes_per_node(cfg.trainer) * int(cfg.trainer.get("num_nodes", 1))))
@@ -220,10 +231,6 @@ def _loss_for(cfg: DictConfig, heads: list[str]) -> dict:
         )
     loss["per_fidelity"] = {f: w for f, w in per_fidelity.items() if f in heads}
     return loss
-
-
-def _backbone_blocks(model_cfg: dict) -> int:
-    return len(instantiate(model_cfg["backbone"]).interactions)
 
 
 def stop_reason(trainer: pl.Trainer) -> str:

@@ -11,11 +11,13 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from mfff.data.errors import DataError
+from mfff.train.builders import FromCheckpoint, pretrain_record
 from mfff.train.checkpoints import resolve_checkpoint
 from mfff.train.checks import check_train_config
+from mfff.train.fidelity import Fidelity, HeadStart, evaluated
+from mfff.train.policies import Full, ParameterPolicy
 from mfff.train.pretrain_cache import PretrainCache, cache_key
 from mfff.train.stage import Stage, StageResult, run_stage, stage_config
-from mfff.train.transfer import Transfer, pretrain_record
 from mfff.utils.values import positive_number
 
 
@@ -49,13 +51,26 @@ def _outcome(result: StageResult, pretrain: dict | None = None) -> Outcome:
 
 
 class Strategy:
+    """Args:
+    trainer, optimizer, scheduler: deltas over the root config groups for this strategy's stage, e.g.
+        {max_epochs: 50}; used where a strategy is one stage of another (`PretrainFinetune`).
+    """
+
     name: str = "strategy"
 
-    def __init__(self, fidelities: list[str], name: str | None = None):
+    def __init__(
+        self,
+        fidelities: list[str],
+        name: str | None = None,
+        trainer: dict | None = None,
+        optimizer: dict | None = None,
+        scheduler: dict | None = None,
+    ):
         self.name = name or self.name
         self.fidelities = sorted(str(f) for f in fidelities)
         if not self.fidelities:
             raise DataError(f"strategy={self.name} has no fidelities to train on (strategy.fidelities)")
+        self.deltas = {"trainer": trainer, "optimizer": optimizer, "scheduler": scheduler}
 
     def describe(self) -> dict:
         return {"name": self.name, "fidelities": self.fidelities}
@@ -75,17 +90,15 @@ class Joint(Strategy):
     name = "joint"
     key = "strategy.fidelities"
 
-    def __init__(
-        self, fidelities: list[str], name: str | None = None, use_forces: bool = True, sampling: dict | None = None
-    ):
-        super().__init__(fidelities, name)
+    def __init__(self, fidelities: list[str], use_forces: bool = True, sampling: dict | None = None, **common):
+        super().__init__(fidelities, **common)
         self.use_forces, self.sampling = bool(use_forces), dict(sampling or {})
 
     def describe(self) -> dict:
         return {**super().describe(), "use_forces": self.use_forces, "sampling": self.sampling}
 
     def stage(self) -> Stage:
-        return Stage(self.name, self.fidelities, use_forces=self.use_forces, sampling=self.sampling)
+        return Stage(self.name, self.fidelities, use_forces=self.use_forces, sampling=self.sampling, config=self.deltas)
 
     def run(self, cfg, output_dir, resume=None):
         _require_sources(cfg, self.fidelities, self.key)
@@ -98,8 +111,8 @@ class Scratch(Joint):
     name = "scratch"
     key = "strategy.fidelity"
 
-    def __init__(self, fidelity: str, name: str | None = None, use_forces: bool = True):
-        super().__init__([fidelity], name, use_forces)
+    def __init__(self, fidelity: str, use_forces: bool = True, **common):
+        super().__init__([fidelity], use_forces, **common)
 
 
 class Pretrain(Joint):
@@ -113,8 +126,8 @@ class MultiHead(Joint):
 
     name = "multihead"
 
-    def __init__(self, fidelities: list[str], name: str | None = None, use_forces: bool = True, sampling=None):
-        super().__init__(fidelities, name, use_forces, sampling)
+    def __init__(self, fidelities: list[str], use_forces: bool = True, sampling=None, **common):
+        super().__init__(fidelities, use_forces, sampling, **common)
         if len(self.fidelities) < 2:
             raise DataError(
                 f"strategy=multihead needs at least two fidelities, got {self.fidelities} "
@@ -122,11 +135,28 @@ class MultiHead(Joint):
             )
 
 
-class Finetune(Strategy):
-    """Continue a pre-trained model on `fidelity`, with every choice explicit (see `mfff.train.transfer.Transfer`).
+HEAD_CHOICES = {"reuse": True, "new": False}  # whether the readout starts from the pre-trained head
+REFERENCE_CHOICES = {"refit": False, "keep": True}  # whether E0 is kept from the pre-trained head
 
-    Args (besides Transfer's):
+
+def _choice(value: str, choices: dict, key: str) -> bool:
+    if value not in choices:
+        raise DataError(f"{key}={value!r} is unknown; choose one of {', '.join(choices)}")
+    return choices[value]
+
+
+class Finetune(Strategy):
+    """Continue a pre-trained model on `fidelity`.
+
+    Args:
         from: the pre-trained .ckpt or run dir (`strategy.from`; `from` is a Python keyword, hence **source).
+        params: which parameters train, a `mfff.train.policies` object (conf/strategy/params/: full,
+            frozen_backbone, partial).
+        head: 'reuse' starts the readout from the pre-trained head `source_head`; 'new' starts a fresh one.
+        source_head: the pre-trained head to reuse or take E0 from; default: the one named like `fidelity`, or
+            the checkpoint's only head.
+        reference: 'refit' fits the head's per-element E0 on the fine-tuning data; 'keep' keeps the pre-trained
+            head's E0 (which belongs to another method's absolute energies).
         eval_pretrain: keep the pre-trained heads (frozen) and evaluate their fidelities' val/test sets every
             epoch, to measure forgetting.
         lr_scale: the fine-tune trains at this times the learning rate it is given (optimizer.lr, or the
@@ -139,56 +169,70 @@ class Finetune(Strategy):
     def __init__(
         self,
         fidelity: str,
-        name: str | None = None,
-        train: str = "full",
-        freeze_blocks: int = 0,
+        params: ParameterPolicy | None = None,
         head: str = "reuse",
         source_head: str | None = None,
         reference: str = "refit",
         eval_pretrain: bool = False,
         lr_scale: float = 0.2,
+        name: str | None = None,
+        trainer: dict | None = None,
+        optimizer: dict | None = None,
+        scheduler: dict | None = None,
         **source,
     ):
-        super().__init__([fidelity], name)
+        super().__init__([fidelity], name, trainer, optimizer, scheduler)
         self.lr_scale = positive_number(lr_scale, "lr_scale (strategy.lr_scale, or strategy.finetune.lr_scale)")
         unknown = sorted(set(source) - {"from"})
         if unknown:
             raise DataError(f"strategy={self.name} has no option {unknown[0]!r}")
         self.fidelity, self.source = str(fidelity), source.get("from")
-        self.options = {
-            "train": train,
-            "freeze_blocks": int(freeze_blocks),
-            "head": head,
-            "source_head": source_head,
-            "reference": reference,
-        }
+        self.params = params if params is not None else Full()
+        self.head, self.reference, self.source_head = head, reference, source_head
+        self.reuse_readout = _choice(head, HEAD_CHOICES, "strategy.head")
+        self.keep_reference = _choice(reference, REFERENCE_CHOICES, "strategy.reference")
         self.eval_pretrain = bool(eval_pretrain)
 
     def describe(self) -> dict:
         return {
             **super().describe(),
-            **self.options,
+            "params": self.params.describe(),
+            "head": self.head,
+            "source_head": self.source_head,
+            "reference": self.reference,
             "lr_scale": self.lr_scale,
             "eval_pretrain": self.eval_pretrain,
             "from": str(self.source),
         }
 
-    def transfer(self, checkpoint: Path) -> Transfer:
-        transfer = Transfer(checkpoint, self.fidelity, **self.options)
-        if self.eval_pretrain:
-            transfer.retain = [h for h in transfer.saved_heads if h != self.fidelity]
-        return transfer
+    def _source_head(self, builder: FromCheckpoint) -> str:
+        heads = builder.heads
+        if self.source_head is not None:
+            if self.source_head not in heads:
+                raise DataError(f"strategy.source_head={self.source_head!r} is not a head of {builder.checkpoint}; "
+                                f"its heads are {', '.join(heads)}")  # fmt: skip
+            return self.source_head
+        if self.fidelity in heads:
+            return self.fidelity
+        if len(heads) == 1:
+            return heads[0]
+        raise DataError(
+            f"{builder.checkpoint} has heads {', '.join(heads)}; name the one to start from with "
+            "strategy.source_head=<fidelity>"
+        )
 
     def stage(self, checkpoint: Path) -> Stage:
-        transfer = self.transfer(checkpoint)
-        return Stage(
-            "finetune",
-            [self.fidelity],
-            heads=transfer.heads,
-            evaluate=list(transfer.retain),
-            transfer=transfer,
-            lr_scale=self.lr_scale,
+        builder = FromCheckpoint(checkpoint)
+        source = self._source_head(builder)
+        target = Fidelity(
+            self.fidelity,
+            head=HeadStart(
+                readout_from=source if self.reuse_readout else None,
+                reference_from=source if self.keep_reference else None,
+            ),
         )
+        kept = [evaluated(h) for h in builder.heads if h != self.fidelity] if self.eval_pretrain else []
+        return Stage("finetune", [target, *kept], builder, self.params, config=self.deltas, lr_scale=self.lr_scale)
 
     def run(self, cfg, output_dir, resume=None):
         _require_sources(cfg, [self.fidelity], "strategy.fidelity")
@@ -203,21 +247,17 @@ class PretrainFinetune(Strategy):
     sweep over fine-tuning sizes or modes pre-trains once.
 
     Args:
-        pretrain: {fidelities, use_forces, sampling, trainer/optimizer/scheduler deltas for that stage}.
-        finetune: `Finetune`'s options plus trainer/optimizer/scheduler deltas for that stage.
+        pretrain: the `Pretrain` strategy of the first stage (conf/strategy/pretrain.yaml, composed in).
+        finetune: the `Finetune` strategy of the second (conf/strategy/finetune.yaml; its `from` is the
+            pre-training's checkpoint).
         cache_dir: where pre-trained checkpoints are kept (shared by the jobs of a sweep).
     """
 
     name = "pretrain_finetune"
-    STAGE_DELTAS = ("trainer", "optimizer", "scheduler")
 
-    def __init__(self, pretrain: dict, finetune: dict, cache_dir: str, name: str | None = None):
-        pretrain, finetune = dict(pretrain), dict(finetune)
-        self.pretrain_deltas = {k: pretrain.pop(k, None) for k in self.STAGE_DELTAS}
-        self.finetune_deltas = {k: finetune.pop(k, None) for k in self.STAGE_DELTAS}
-        self.pretrainer = Pretrain(**pretrain, name="pretrain")
-        self.finetuner = Finetune(**finetune, name="finetune")
-        super().__init__(sorted({*self.pretrainer.fidelities, self.finetuner.fidelity}), name)
+    def __init__(self, pretrain: Pretrain, finetune: Finetune, cache_dir: str, name: str | None = None):
+        self.pretrainer, self.finetuner = pretrain, finetune
+        super().__init__(sorted({*pretrain.fidelities, finetune.fidelity}), name)
         self.cache = PretrainCache(cache_dir)
 
     def describe(self) -> dict:
@@ -228,13 +268,10 @@ class PretrainFinetune(Strategy):
         _require_sources(cfg, self.pretrainer.fidelities, "strategy.pretrain.fidelities")
         _require_sources(cfg, [self.finetuner.fidelity], "strategy.finetune.fidelity")
         # the fine-tune's own settings are checked now, not after the pre-training has run
-        check_train_config(stage_config(cfg, output_dir, self.finetune_deltas))
+        check_train_config(stage_config(cfg, output_dir, self.finetuner.deltas))
         stage = self.pretrainer.stage()
-        stage.config = self.pretrain_deltas
         key, settings = cache_key(cfg, stage)
         entry, status = self.cache.get_or_build(key, settings, lambda directory: run_stage(cfg, stage, directory))
         checkpoint = PretrainCache.checkpoint(entry)
-        finetune = self.finetuner.stage(checkpoint)
-        finetune.config = self.finetune_deltas
         pretrain = {**pretrain_record(checkpoint), "key": key, "cache": status}
-        return _outcome(run_stage(cfg, finetune, output_dir, resume), pretrain)
+        return _outcome(run_stage(cfg, self.finetuner.stage(checkpoint), output_dir, resume), pretrain)

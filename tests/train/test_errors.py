@@ -55,7 +55,7 @@ def test_fidelity_without_head():
         ["gfn1", "gfn2"],
     )
     with pytest.raises(DataError, match="fidelity 'dft' in the data has no head in this model \\(heads: gfn1, gfn2\\)"):
-        module.bind_data(["dft", "gfn2"])
+        module.bind_data({"train": ["gfn2"], "val": ["dft", "gfn2"]})
     with pytest.raises(DataError, match="the model has no head for fidelity 'cc'; its heads are gfn1, gfn2"):
         module.potential.head_index("cc")
 

@@ -9,7 +9,7 @@ from mfff.data.errors import DataError
 from mfff.data.stats import N_ELEMENTS
 from mfff.train.checkpoints import resolve_checkpoint
 from mfff.train.module import MultiFidelityModule
-from mfff.train.transfer import Transfer
+from mfff.train.strategies import Finetune
 from tests.train.conftest import train_quick
 
 
@@ -43,23 +43,23 @@ def _same(before: dict, after: dict, prefix: str) -> bool:
 
 
 def test_frozen_backbone_stays_bit_identical(pretrained_gfn2, tmp_path):
-    metrics = _finetune(tmp_path, pretrained_gfn2, "strategy.train=frozen_backbone")
+    metrics = _finetune(tmp_path, pretrained_gfn2, "strategy/params=frozen_backbone")
     before = _state(resolve_checkpoint(pretrained_gfn2[0], "strategy.from"))
     after = _state(metrics["best_checkpoint"])
     assert _same(before, after, "potential.backbone.")
     assert "potential.heads.gfn2.mlp.0.weight" not in after  # no forgetting evaluation asked: only the dft head
-    assert metrics["strategy"]["train"] == "frozen_backbone"
+    assert metrics["strategy"]["params"] == {"name": "frozen_backbone"}
 
 
 def test_full_finetune_moves_the_backbone(pretrained_gfn2, tmp_path):
-    metrics = _finetune(tmp_path, pretrained_gfn2, "strategy.train=full")
+    metrics = _finetune(tmp_path, pretrained_gfn2, "strategy/params=full")
     before, after = _state(resolve_checkpoint(pretrained_gfn2[0], "strategy.from")), _state(metrics["best_checkpoint"])
     assert _differs(before, after, "potential.backbone.embedding.")
     assert _differs(before, after, "potential.backbone.interactions.0.")
 
 
 def test_partial_freezes_exactly_the_named_blocks(pretrained_gfn2, tmp_path):
-    metrics = _finetune(tmp_path, pretrained_gfn2, "strategy.train=partial", "strategy.freeze_blocks=2")
+    metrics = _finetune(tmp_path, pretrained_gfn2, "strategy/params=partial", "strategy.params.freeze_blocks=2")
     before, after = _state(resolve_checkpoint(pretrained_gfn2[0], "strategy.from")), _state(metrics["best_checkpoint"])
     for frozen in (
         "potential.backbone.embedding.",
@@ -70,11 +70,11 @@ def test_partial_freezes_exactly_the_named_blocks(pretrained_gfn2, tmp_path):
     assert _differs(before, after, "potential.backbone.interactions.2.")
 
 
-def _module_after_transfer(pretrained, **options):
+def _finetuned_module(pretrained, **options):
     checkpoint = resolve_checkpoint(pretrained[0], "strategy.from")
-    transfer = Transfer(checkpoint, "dft", **options)
+    stage = Finetune("dft", **options).stage(checkpoint)
     saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    module = MultiFidelityModule(saved["hyper_parameters"]["model"], transfer.heads, trained=["dft"])
+    module = MultiFidelityModule(saved["hyper_parameters"]["model"], stage.heads, trained=stage.train)
     stats = {
         "dft": {
             "e0": torch.arange(float(N_ELEMENTS)).numpy() * -1.5,
@@ -84,13 +84,13 @@ def _module_after_transfer(pretrained, **options):
             "elements": [1, 6, 7, 8],
         }
     }
-    transfer.apply(module, stats)
+    stage.builder.initialise(module, stage.fidelities, stats)
     return module, saved["state_dict"], stats
 
 
 def test_reuse_starts_from_the_pretrained_head_and_new_does_not(pretrained_gfn2):
-    reused, saved, _ = _module_after_transfer(pretrained_gfn2, head="reuse")
-    fresh, _, _ = _module_after_transfer(pretrained_gfn2, head="new")
+    reused, saved, _ = _finetuned_module(pretrained_gfn2, head="reuse")
+    fresh, _, _ = _finetuned_module(pretrained_gfn2, head="new")
     for name, value in reused.potential.heads["dft"].mlp.state_dict().items():
         assert torch.equal(value, saved[f"potential.heads.gfn2.mlp.{name}"]), name
         assert not torch.equal(fresh.potential.heads["dft"].mlp.state_dict()[name], value), name
@@ -102,8 +102,8 @@ def test_reuse_starts_from_the_pretrained_head_and_new_does_not(pretrained_gfn2)
 
 
 def test_reference_energies_are_refitted_by_default_and_kept_on_request(pretrained_gfn2):
-    refit, saved, stats = _module_after_transfer(pretrained_gfn2, head="reuse")
-    kept, _, _ = _module_after_transfer(pretrained_gfn2, head="reuse", reference="keep")
+    refit, saved, stats = _finetuned_module(pretrained_gfn2, head="reuse")
+    kept, _, _ = _finetuned_module(pretrained_gfn2, head="reuse", reference="keep")
     assert torch.allclose(refit.potential.heads["dft"].e0, torch.as_tensor(stats["dft"]["e0"], dtype=torch.float32))
     assert torch.equal(kept.potential.heads["dft"].e0, saved["potential.heads.gfn2.e0"])
 
@@ -156,10 +156,10 @@ def test_mismatched_architecture_names_both_configs(pretrained_gfn2, tmp_path):
 def test_missing_head_and_bad_options_are_named(pretrained_gfn2, tmp_path):
     with pytest.raises(DataError, match="strategy.source_head='cc' is not a head of .*; its heads are gfn2"):
         _finetune(tmp_path, pretrained_gfn2, "strategy.source_head=cc")
-    with pytest.raises(DataError, match="strategy.freeze_blocks=7 but the backbone has 3 interaction blocks"):
-        _finetune(tmp_path, pretrained_gfn2, "strategy.train=partial", "strategy.freeze_blocks=7")
-    with pytest.raises(DataError, match="strategy.train='most' is unknown"):
-        _finetune(tmp_path, pretrained_gfn2, "strategy.train=most")
+    with pytest.raises(DataError, match="params.freeze_blocks=7 .* but the backbone has 3 interaction blocks"):
+        _finetune(tmp_path, pretrained_gfn2, "strategy/params=partial", "strategy.params.freeze_blocks=7")
+    with pytest.raises(DataError, match="strategy.head='most' is unknown; choose one of reuse, new"):
+        _finetune(tmp_path, pretrained_gfn2, "strategy.head=most")
 
 
 def test_finetune_from_a_checkpoint_file_records_its_pretraining(pretrained_gfn2, tmp_path):

@@ -38,8 +38,8 @@ def test_pretrain_fits_the_neighbour_normalisation_and_learns(pretrained_mace):
 def test_partial_finetune_from_the_run_dir_freezes_the_first_block(pretrained_mace, tmp_path):
     run_dir, _ = pretrained_mace
     record = train_quick(
-        tmp_path, "strategy=finetune", f"strategy.from={run_dir}", "strategy.train=partial", "strategy.freeze_blocks=1",
-        *MACE, fidelities=("dft",), n_train=32, epochs=2,
+        tmp_path, "strategy=finetune", f"strategy.from={run_dir}", "strategy/params=partial",
+        "strategy.params.freeze_blocks=1", *MACE, fidelities=("dft",), n_train=32, epochs=2,
     )  # fmt: skip
     before, after = load_module(run_dir).state_dict(), load_module(tmp_path).state_dict()
     frozen = [

@@ -1,0 +1,118 @@
+"""Model builders: how a stage's model starts, from random weights or from a checkpoint, head by head as its
+fidelities say (`mfff.train.fidelity.HeadStart`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from mfff.data.errors import DataError
+from mfff.train.checkpoints import check_compatible, read_checkpoint
+from mfff.train.fidelity import Fidelity
+from mfff.train.module import MultiFidelityModule, reference_scale
+
+log = logging.getLogger(__name__)
+
+
+def fit_to_data(module: MultiFidelityModule, fidelity: str, stats: dict, readout_loaded: bool, e0=None) -> None:
+    """A trained head's reference energies (fitted E0 unless given) and output scale (kept if its readout was
+    loaded: it learned with that scale), and the elements it has seen."""
+    head = module.potential.heads[fidelity]
+    scale = float(head.scale) if readout_loaded else reference_scale(stats)
+    head.set_reference(stats["e0"] if e0 is None else e0, scale)
+    module.potential.mark_known_elements(stats["elements"])
+
+
+class FromScratch:
+    """Random weights; every head is new, with E0 and scale fitted on its fidelity's training data."""
+
+    def check(self, model_cfg: dict, fidelities: list[Fidelity]) -> None:
+        loading = [f.name for f in fidelities if f.head != type(f.head)()]
+        if loading:
+            raise DataError(f"head {loading[0]!r} starts from a checkpoint, but this stage has none to load")
+
+    def initialise(self, module: MultiFidelityModule, fidelities: list[Fidelity], stats: dict[str, dict]) -> None:
+        for fidelity in fidelities:
+            fit_to_data(module, fidelity.name, stats[fidelity.name], readout_loaded=False)
+        if hasattr(module.potential.backbone, "set_data_statistics"):  # e.g. MACE's message normalisation
+            total = sum(s["n_train"] for s in stats.values())
+            average = sum(s["avg_neighbours"] * s["n_train"] for s in stats.values()) / max(1, total)
+            module.potential.backbone.set_data_statistics(average)
+
+    def record(self) -> dict | None:
+        return None
+
+
+class FromCheckpoint:
+    """The backbone of a checkpoint (loaded strictly; its architecture must be the config's), and heads started
+    as their fidelities say.
+
+    Args:
+        key: the config key that named the checkpoint, for messages.
+    """
+
+    def __init__(self, checkpoint: Path, key: str = "strategy.from"):
+        self.checkpoint, self.key = Path(checkpoint), key
+        self.saved = read_checkpoint(self.checkpoint)
+        self.heads = list(self.saved["hyper_parameters"]["fidelities"])
+
+    def check(self, model_cfg: dict, fidelities: list[Fidelity]) -> None:
+        for fidelity in fidelities:
+            for name in fidelity.head.checkpoint_heads():
+                if name not in self.heads:
+                    raise DataError(
+                        f"head {fidelity.name!r} starts from head {name!r}, which is not a head of {self.checkpoint}; "
+                        f"its heads are {', '.join(self.heads)}"
+                    )
+        check_compatible(self.saved, model_cfg, self.heads, self.checkpoint)
+
+    def _head_state(self, name: str) -> dict:
+        return _sub_state(self.saved["state_dict"], f"potential.heads.{name}.")
+
+    def initialise(self, module: MultiFidelityModule, fidelities: list[Fidelity], stats: dict[str, dict]) -> None:
+        state = self.saved["state_dict"]
+        module.potential.backbone.load_state_dict(_sub_state(state, "potential.backbone."), strict=True)
+        module.potential.known_elements |= state["potential.known_elements"].to(torch.bool)
+        for fidelity in fidelities:
+            start = fidelity.head
+            if start.readout_from is not None:
+                module.potential.heads[fidelity.name].load_state_dict(self._head_state(start.readout_from), strict=True)
+            if start.frozen:
+                continue
+            e0 = self._head_state(start.reference_from)["e0"].numpy() if start.reference_from else None
+            fit_to_data(module, fidelity.name, stats[fidelity.name], start.readout_from is not None, e0)
+        log.info(
+            "started from %s: backbone loaded; %s",
+            self.checkpoint,
+            "; ".join(f"head {f.name}: {_describe(f)}" for f in fidelities),
+        )
+
+    def record(self) -> dict:
+        return pretrain_record(self.checkpoint)
+
+
+def _describe(fidelity: Fidelity) -> str:
+    start = fidelity.head
+    if start.frozen:
+        return f"head {start.readout_from} kept frozen ({fidelity.role})"
+    readout = f"readout of head {start.readout_from}" if start.readout_from else "new readout"
+    reference = f"E0 kept from head {start.reference_from}" if start.reference_from else "E0 fitted on its data"
+    return f"{readout}, {reference}"
+
+
+def pretrain_record(checkpoint: Path) -> dict:
+    """What the pre-training run recorded (metrics.json beside its checkpoints/), for the fine-tune's metrics."""
+    record: dict = {"checkpoint": str(checkpoint)}
+    metrics = Path(checkpoint).parent.parent / "metrics.json"
+    if metrics.is_file():
+        saved = json.loads(metrics.read_text())
+        keys = ("strategy", "n_train", "label_cost_cpu_s", "epochs", "wall_s", "metrics")
+        record.update({k: saved[k] for k in keys if k in saved})
+    return record
+
+
+def _sub_state(state: dict, prefix: str) -> dict:
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
