@@ -67,12 +67,12 @@ class Collater:
     """Turns [(Structure, fidelity index), ...] into a `Batch`; picklable for DataLoader workers.
 
     Args:
-        use_forces: False zeroes the force mask, so force labels are never read (pre-training without forces).
+        energy_only: head indices whose force labels are never read (their force mask is zero).
         dtype: 'float32' or 'float64' for all floating-point fields (the model's dtype).
     """
 
-    def __init__(self, cutoff: float, neighbours: str = "auto", use_forces: bool = True, dtype: str = "float32"):
-        self.cutoff, self.neighbours, self.use_forces = float(cutoff), neighbours, use_forces
+    def __init__(self, cutoff: float, neighbours: str = "auto", energy_only=(), dtype: str = "float32"):
+        self.cutoff, self.neighbours, self.energy_only = float(cutoff), neighbours, frozenset(energy_only)
         if dtype not in ("float32", "float64"):
             raise ConfigError(f"model.dtype={dtype!r} must be float32 or float64")
         self.dtype = getattr(torch, dtype)
@@ -87,8 +87,8 @@ class Collater:
         energy = torch.tensor([s.energy for s in structures], dtype=torch.float64)
         energy_mask = torch.isfinite(energy)
         forces_list, forces_mask_list = [], []
-        for s in structures:
-            if s.forces is None or not self.use_forces:
+        for s, fidelity in items:
+            if s.forces is None or fidelity in self.energy_only:
                 forces_list.append(np.zeros((len(s), 3)))
                 forces_mask_list.append(np.zeros(len(s), dtype=bool))
             else:

@@ -33,7 +33,7 @@ class MultiFidelityDataModule(pl.LightningDataModule):
         eval_batch_size: int | None = None,
         cutoff: float = 5.0,
         neighbours: str = "auto",
-        use_forces: bool = True,
+        energy_only: list[str] | None = None,
         num_workers: int = 0,
         seed: int = 0,
         fidelity: str | None = None,
@@ -66,11 +66,18 @@ class MultiFidelityDataModule(pl.LightningDataModule):
         self.all_sources = dict(sources)
         self.sources = {f: sources[f] for f in self.fidelities}
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
-        self.num_workers, self.seed, self.use_forces = num_workers, seed, use_forces
+        self.num_workers, self.seed = num_workers, seed
         self.sampling = dict(sampling or {})
         self.budget = dict(budget or {})  # checked in setup, so its errors reach the user unwrapped
-        self.train_collate = Collater(cutoff, neighbours, use_forces=use_forces, dtype=dtype)
-        self.eval_collate = Collater(cutoff, neighbours, use_forces=True, dtype=dtype)
+        self.energy_only = sorted(energy_only or [])  # trained on energies alone: force labels never read
+        unknown = [f for f in self.energy_only if f not in self.train_fidelities]
+        if unknown:
+            raise DataError(
+                f"energy-only fidelity {unknown[0]!r} is not trained here ({', '.join(self.train_fidelities)})"
+            )
+        energy_only_heads = [self.heads.index(f) for f in self.energy_only]
+        self.train_collate = Collater(cutoff, neighbours, energy_only=energy_only_heads, dtype=dtype)
+        self.eval_collate = Collater(cutoff, neighbours, dtype=dtype)
         self.test_names: list[str] = []
         self._ready = False
 
@@ -143,4 +150,4 @@ class MultiFidelityDataModule(pl.LightningDataModule):
 
     def stats(self) -> dict[str, dict]:
         """Training-set statistics of the trained fidelities (force statistics only when forces are used)."""
-        return {f: self.sources[f].stats(self.use_forces) for f in self.train_fidelities}
+        return {f: self.sources[f].stats(use_forces=f not in self.energy_only) for f in self.train_fidelities}

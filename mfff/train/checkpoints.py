@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 # hyper-parameters that resuming cannot change: Lightning restores the optimiser and schedule states, and the run
 # would silently go on with the old values
-FIXED_ON_RESUME = ("fidelities", "trained", "policy", "use_forces", "loss", "optimizer", "scheduler", "monitor")
+FIXED_ON_RESUME = ("fidelities", "trained", "policy", "loss", "optimizer", "scheduler", "monitor")
 
 
 def resolve_checkpoint(source, key: str, prefer: str = "best") -> Path:
@@ -79,7 +79,8 @@ def load_module(source, key: str = "ckpt", map_location="cpu"):
     path = resolve_checkpoint(source, key)
     checkpoint = read_checkpoint(path)
     hyper_parameters = dict(checkpoint["hyper_parameters"])
-    hyper_parameters.pop("frozen", None)  # checkpoints before parameter policies listed frozen names; eval needs none
+    for legacy in ("frozen", "use_forces"):  # older checkpoints' training-only settings; evaluation needs neither
+        hyper_parameters.pop(legacy, None)
     module = MultiFidelityModule(**hyper_parameters)
     module.load_state_dict(checkpoint["state_dict"])
     module.checkpoint_path = path

@@ -35,11 +35,13 @@ class HeadStart:
 
 @dataclass(frozen=True)
 class Fidelity:
-    """One fidelity in a stage: `role` train (its labels enter the loss) or eval (validation and test only)."""
+    """One fidelity in a stage: `role` train (its labels enter the loss) or eval (validation and test only);
+    `forces` False trains it on energies alone (force-loss weight 0, force labels never read in training)."""
 
     name: str
     role: str = "train"
     head: HeadStart = field(default_factory=HeadStart)
+    forces: bool = True
 
     def __post_init__(self):
         if self.role not in ROLES:
@@ -54,8 +56,8 @@ class Fidelity:
         return self.role == "train"
 
 
-def trained(name: str) -> Fidelity:
-    return Fidelity(str(name))
+def trained(name: str, forces: bool = True) -> Fidelity:
+    return Fidelity(str(name), forces=bool(forces))
 
 
 def evaluated(name: str) -> Fidelity:

@@ -15,7 +15,6 @@ class MultiFidelityLoss(nn.Module):
         energy_weight, forces_weight: defaults for every fidelity.
         per_fidelity: {fidelity: {energy_weight: w, forces_weight: w}} overrides.
         trained: the fidelities whose labels enter the loss (default all); the others are evaluated only.
-        use_forces: False gives every force term zero weight (training on energies alone).
     """
 
     def __init__(
@@ -25,7 +24,6 @@ class MultiFidelityLoss(nn.Module):
         forces_weight: float = 10.0,
         per_fidelity: dict | None = None,
         trained: list[str] | None = None,
-        use_forces: bool = True,
     ):
         super().__init__()
         per_fidelity = dict(per_fidelity or {})
@@ -36,7 +34,7 @@ class MultiFidelityLoss(nn.Module):
         w = [float(per_fidelity.get(f, {}).get("forces_weight", forces_weight)) for f in fidelities]
         on = [float(trained is None or f in trained) for f in fidelities]
         self.register_buffer("energy_weights", torch.tensor(e) * torch.tensor(on))
-        self.register_buffer("forces_weights", torch.tensor(w) * torch.tensor(on) * float(use_forces))
+        self.register_buffer("forces_weights", torch.tensor(w) * torch.tensor(on))
 
     def forward(self, batch, out) -> dict[str, torch.Tensor]:
         per_atom_error = (out["pred_energy"] - batch.energy) / batch.n_atoms

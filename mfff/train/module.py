@@ -41,7 +41,6 @@ class MultiFidelityModule(pl.LightningModule):
     scheduler: a `mfff.train.schedules` object config, or None.
     trained: heads whose fidelities enter the loss (default all); the others are only evaluated and stay frozen.
     policy: which parameters train, a `mfff.train.policies` config (default: all of them).
-    use_forces: False trains on energies alone (force terms get zero weight).
     settings: the run's data settings and length, stored so that `resume_from` can refuse a changed run.
     """
 
@@ -55,14 +54,11 @@ class MultiFidelityModule(pl.LightningModule):
         monitor: str = "val/loss",
         trained: list[str] | None = None,
         policy: dict | None = None,
-        use_forces: bool = True,
         settings: dict | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(
-            self.hparams_of(
-                model, fidelities, loss, optimizer, scheduler, monitor, trained, policy, use_forces, settings
-            )
+            self.hparams_of(model, fidelities, loss, optimizer, scheduler, monitor, trained, policy, settings)
         )
         self.fidelities = sorted(fidelities)
         self.potential = build_potential(self.hparams.model, self.fidelities)
@@ -71,9 +67,7 @@ class MultiFidelityModule(pl.LightningModule):
         self.dtype_name = self.hparams.model.get("dtype", "float32")
         if self.dtype_name == "float64":
             self.potential.double()
-        self.loss_fn = MultiFidelityLoss(
-            self.fidelities, **(self.hparams.loss or {}), trained=self.hparams.trained, use_forces=use_forces
-        )
+        self.loss_fn = MultiFidelityLoss(self.fidelities, **(self.hparams.loss or {}), trained=self.hparams.trained)
         # heads that do not train are frozen too, so they stay exactly as loaded
         freeze_prefixes(self.potential, [f"heads.{f}." for f in self.fidelities if f not in self.hparams.trained])
         # the first step whose training loss was NaN/inf (-1: none); checked once an epoch, not every step. A plain
@@ -91,7 +85,6 @@ class MultiFidelityModule(pl.LightningModule):
         monitor="val/loss",
         trained=None,
         policy=None,
-        use_forces=True,
         settings=None,
     ) -> dict:
         """The hyper-parameters as the checkpoint stores them (plain, sorted), to compare a run with a checkpoint."""
@@ -104,7 +97,6 @@ class MultiFidelityModule(pl.LightningModule):
             "monitor": monitor,
             "trained": sorted(trained) if trained is not None else sorted(fidelities),
             "policy": _plain(policy),
-            "use_forces": bool(use_forces),
             "settings": _plain(settings),
         }
 

@@ -54,7 +54,7 @@ def cache_key(cfg: DictConfig, stage: Stage) -> tuple[str, dict]:
         "stage": {
             "train": stage.train,
             "heads": stage.heads,
-            "use_forces": stage.use_forces,
+            "energy_only": stage.energy_only,
             "sampling": stage.sampling,
         },
         "seed": int(cfg.seed),

@@ -42,7 +42,6 @@ class Stage:
     fidelities: list[Fidelity | str]
     builder: FromScratch | FromCheckpoint = field(default_factory=FromScratch)
     policy: ParameterPolicy = field(default_factory=Full)
-    use_forces: bool = True
     sampling: dict | None = None
     config: dict = field(default_factory=dict)
     lr_scale: float = 1.0
@@ -63,6 +62,11 @@ class Stage:
     @property
     def evaluate(self) -> list[str]:
         return [f.name for f in self.fidelities if not f.trains]
+
+    @property
+    def energy_only(self) -> list[str]:
+        """Trained fidelities whose force labels are not used: the one place energy-only training is decided."""
+        return [f.name for f in self.fidelities if f.trains and not f.forces]
 
 
 @dataclass
@@ -118,13 +122,12 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
     module_args = {
         "model": model_cfg,
         "fidelities": stage.heads,
-        "loss": _loss_for(cfg, stage.heads),
+        "loss": _loss_for(cfg, stage),
         "optimizer": cfg.optimizer,
         "scheduler": cfg.get("scheduler"),
         "monitor": cfg.monitor,
         "trained": stage.train,
         "policy": stage.policy.config(),
-        "use_forces": stage.use_forces,
         "settings": run_settings(cfg, stage),
     }
     if resume:  # refuse an incompatible checkpoint or changed settings before spending time on the data
@@ -138,7 +141,7 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
         cfg.data,
         fidelities=stage.train,
         eval_fidelities=stage.evaluate,
-        use_forces=stage.use_forces,
+        energy_only=stage.energy_only,
         sampling=stage.sampling,
         heads=stage.heads,
         _convert_="all",
@@ -196,7 +199,7 @@ def run_settings(cfg: DictConfig, stage: Stage) -> dict:
     """What the checkpoint records of the data and the run length, so a resumed run can be checked against it."""
     data = OmegaConf.to_container(cfg.data, resolve=True)
     data = {k: v for k, v in data.items() if k not in NOT_TRAINING_SETTINGS}
-    data.update(fidelities=sorted(stage.train), sampling=stage.sampling, use_forces=stage.use_forces)
+    data.update(fidelities=sorted(stage.train), sampling=stage.sampling, energy_only=stage.energy_only)
     return {"data": data, "trainer": {k: cfg.trainer.get(k) for k in ("max_epochs", "max_steps")}}
 
 
@@ -219,9 +222,10 @@ def _loggers(cfg: DictConfig, append: bool) -> list | bool:
     return loggers or False
 
 
-def _loss_for(cfg: DictConfig, heads: list[str]) -> dict:
+def _loss_for(cfg: DictConfig, stage: Stage) -> dict:
     """The loss settings; per-fidelity weights of sources this stage does not train are dropped (one config can
-    serve a sweep over head sets), names that are no source at all are refused (typos)."""
+    serve a sweep over head sets), names that are no source at all are refused (typos). Energy-only fidelities get
+    force weight 0."""
     loss = OmegaConf.to_container(cfg.loss, resolve=True)
     per_fidelity = loss.get("per_fidelity") or {}
     unknown = sorted(set(per_fidelity) - set(cfg.data.sources))
@@ -229,7 +233,9 @@ def _loss_for(cfg: DictConfig, heads: list[str]) -> dict:
         raise DataError(
             f"loss.per_fidelity names {unknown}, which are not in data.sources ({', '.join(sorted(cfg.data.sources))})"
         )
-    loss["per_fidelity"] = {f: w for f, w in per_fidelity.items() if f in heads}
+    loss["per_fidelity"] = {f: dict(w) for f, w in per_fidelity.items() if f in stage.heads}
+    for name in stage.energy_only:
+        loss["per_fidelity"].setdefault(name, {})["forces_weight"] = 0.0
     return loss
 
 

@@ -14,7 +14,7 @@ from mfff.data.errors import DataError
 from mfff.train.builders import FromCheckpoint, pretrain_record
 from mfff.train.checkpoints import resolve_checkpoint
 from mfff.train.checks import check_train_config
-from mfff.train.fidelity import Fidelity, HeadStart, evaluated
+from mfff.train.fidelity import Fidelity, HeadStart, evaluated, trained
 from mfff.train.policies import Full, ParameterPolicy
 from mfff.train.pretrain_cache import PretrainCache, cache_key
 from mfff.train.stage import Stage, StageResult, run_stage, stage_config
@@ -98,7 +98,8 @@ class Joint(Strategy):
         return {**super().describe(), "use_forces": self.use_forces, "sampling": self.sampling}
 
     def stage(self) -> Stage:
-        return Stage(self.name, self.fidelities, use_forces=self.use_forces, sampling=self.sampling, config=self.deltas)
+        fidelities = [trained(f, self.use_forces) for f in self.fidelities]
+        return Stage(self.name, fidelities, sampling=self.sampling, config=self.deltas)
 
     def run(self, cfg, output_dir, resume=None):
         _require_sources(cfg, self.fidelities, self.key)

@@ -57,9 +57,16 @@ def test_pretraining_without_forces_never_reads_the_force_labels(emt_extxyz, tmp
     )
 
 
-def test_without_forces_the_force_loss_has_zero_weight():
-    loss = MultiFidelityLoss(["dft", "gfn2"], forces_weight=10.0, use_forces=False)
-    assert torch.equal(loss.forces_weights, torch.zeros(2))
+def test_energy_only_is_decided_by_the_stage_fidelity_and_zeroes_its_force_weight_only():
+    from mfff.train.fidelity import trained
+    from mfff.train.stage import Stage, _loss_for
+
+    stage = Stage("multihead", [trained("gfn2", forces=False), trained("dft")])
+    assert stage.energy_only == ["gfn2"]
+    cfg = compose_config("train", ["paths.output_dir=/tmp/mfff-loss"])
+    loss = MultiFidelityLoss(stage.heads, **_loss_for(cfg, stage), trained=stage.train)
+    assert loss.forces_weights.tolist() == [10.0, 0.0]  # dft, gfn2
+    assert loss.energy_weights.tolist() == [20.0, 20.0]
 
 
 def test_per_fidelity_loss_weights_and_evaluate_only_heads():
@@ -153,12 +160,13 @@ def test_pretrain_and_finetune_stages_get_their_own_optimiser_and_trainer_settin
 
 
 def test_cache_key_follows_what_determines_the_pretraining_and_nothing_else():
+    from mfff.train.fidelity import trained
     from mfff.train.pretrain_cache import cache_key
     from mfff.train.stage import Stage
 
     def key(*overrides, use_forces=True):
         cfg = compose_config("train", ["paths.output_dir=/tmp/mfff-key", "strategy=pretrain_finetune", *overrides])
-        return cache_key(cfg, Stage("pretrain", ["gfn2"], use_forces=use_forces))[0]
+        return cache_key(cfg, Stage("pretrain", [trained("gfn2", forces=use_forces)]))[0]
 
     base = key()
     assert key("data.sources.dft.n_train=100", "data.sources.cc.n_val=5", "trainer.enable_progress_bar=false") == base
