@@ -134,6 +134,14 @@ class FidelitySource(pl.LightningDataModule):
             )
         return files
 
+    def data_files(self) -> list[Path]:
+        """Every file this source reads."""
+        if not self.files:
+            return [Path(self.reader.path)]
+        return [
+            Path(p) for p in (self.files["train"], self.files.get("val"), *self.files.get("test", {}).values()) if p
+        ]
+
     @property
     def origin(self) -> str:
         """Where the data comes from, for messages."""

@@ -15,12 +15,26 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from mfff.train.stage import Stage, StageResult, stage_config
+from mfff.utils.instantiate import instantiate
 
 log = logging.getLogger(__name__)
 
 RECORD = "metrics.json"
-# what cannot change the trained weights; everything else in the config is part of the key
-NOT_IN_KEY = {"trainer": ("enable_progress_bar", "log_every_n_steps", "default_root_dir")}
+
+# What the key hashes, listed explicitly: only settings that can change the pre-trained weights. Not in it: data
+# workers, the eval batch size, the neighbour-list backend, the fine-tuning target, logging and progress bars.
+DATA_KEYS = ("batch_size", "cutoff", "dtype", "seed", "budget")  # besides the stage's sources, whole, and their files
+TRAINER_KEYS = (
+    "max_epochs", "max_steps", "min_epochs", "min_steps", "accumulate_grad_batches", "gradient_clip_val",
+    "gradient_clip_algorithm", "precision", "accelerator", "devices", "num_nodes", "strategy", "deterministic",
+    "check_val_every_n_epoch", "val_check_interval", "limit_train_batches", "limit_val_batches",
+)  # fmt: skip
+WHOLE_GROUPS = ("model", "loss", "optimizer", "scheduler")
+# callbacks are hashed whole (EMA, early stopping, and any a user adds), except these, which cannot change weights;
+# of the checkpoint callback only what decides which epoch is "best"
+INERT_CALLBACKS = ("lr_monitor",)
+CHECKPOINT_KEYS = ("monitor", "mode")
+DIGEST_LIMIT = 256 * 2**20  # larger files are fingerprinted by size and modification time, not read
 
 
 def code_digest() -> str:
@@ -33,36 +47,62 @@ def code_digest() -> str:
     return digest.hexdigest()[:16]
 
 
+def file_fingerprint(path: Path) -> str:
+    """The content's sha256, or size and mtime for files too large to read for a key: a dataset regenerated at the
+    same path is a new key."""
+    stat = path.stat()
+    if stat.st_size > DIGEST_LIMIT:
+        return f"size {stat.st_size}, mtime_ns {stat.st_mtime_ns}"
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(2**20), b""):
+            digest.update(block)
+    return "sha256 " + digest.hexdigest()
+
+
+def _data_settings(staged: DictConfig, names: list[str]) -> dict:
+    data = OmegaConf.to_container(staged.data, resolve=True)
+    settings = {key: data.get(key) for key in DATA_KEYS}
+    settings["sources"] = {name: data["sources"][name] for name in sorted(names)}
+    files = {}
+    for name in names:
+        source = instantiate(staged.data.sources[name])
+        files.update({str(path): file_fingerprint(path) for path in source.data_files()})
+    settings["files"] = dict(sorted(files.items()))
+    return settings
+
+
+def _callback_settings(staged: DictConfig) -> dict:
+    callbacks = OmegaConf.to_container(staged.get("callbacks") or {}, resolve=True)
+    settings = {k: v for k, v in callbacks.items() if v is not None and k not in INERT_CALLBACKS}
+    if settings.get("model_checkpoint"):
+        settings["model_checkpoint"] = {k: settings["model_checkpoint"].get(k) for k in CHECKPOINT_KEYS}
+    return settings
+
+
 def cache_key(cfg: DictConfig, stage: Stage) -> tuple[str, dict]:
-    """(sha256 key, the settings it hashes): data of the stage's fidelities, model, loss, optimiser, schedule,
-    trainer, callbacks, the stage's own settings, the seed and the training code."""
+    """(sha256 key, the settings it hashes): the stage's fidelities (data settings, sizes, files' content), model,
+    loss, optimiser, schedule, the trainer and callback settings that shape training, the stage's own settings,
+    the seed and the training code."""
     staged = stage_config(cfg, Path("<run>"), stage.config)
-
-    def plain(key):
-        node = staged.get(key)
-        return OmegaConf.to_container(node, resolve=True) if node is not None else None
-
-    data = plain("data")
-    used = set(stage.train) | set(stage.evaluate)
-    data["sources"] = {name: source for name, source in data["sources"].items() if name in used}
-    data.pop("fidelity", None)  # the fine-tuning target does not change the pre-training
-    if not data.get("budget"):
-        data.pop("budget", None)
+    used = stage.train + stage.evaluate
+    trainer = OmegaConf.to_container(staged.trainer, resolve=True)
     settings = {
-        "data": data,
-        **{key: plain(key) for key in ("model", "loss", "optimizer", "scheduler", "trainer", "callbacks")},
+        "data": _data_settings(staged, used),
+        **{key: OmegaConf.to_container(staged[key], resolve=True) if staged.get(key) else None for key in WHOLE_GROUPS},
+        "trainer": {key: trainer[key] for key in TRAINER_KEYS if key in trainer},
+        "callbacks": _callback_settings(staged),
         "stage": {
             "train": stage.train,
             "heads": stage.heads,
             "energy_only": stage.energy_only,
             "sampling": stage.sampling,
+            "policy": stage.policy.config(),
+            "lr_scale": stage.lr_scale,
         },
         "seed": int(cfg.seed),
         "code": code_digest(),
     }
-    for key, names in NOT_IN_KEY.items():
-        for name in names:
-            (settings.get(key) or {}).pop(name, None)
     text = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16], settings
 

@@ -1,5 +1,6 @@
 """Pre-training without forces, multi-head batch composition and loss weights, the pre-training cache."""
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -170,10 +171,40 @@ def test_cache_key_follows_what_determines_the_pretraining_and_nothing_else():
 
     base = key()
     assert key("data.sources.dft.n_train=100", "data.sources.cc.n_val=5", "trainer.enable_progress_bar=false") == base
-    assert key("paths.output_dir=/elsewhere") == base
-    for changed in (["data.sources.gfn2.n_train=100"], ["seed=1"], ["model/size=m"], ["optimizer.lr=0.01"]):
+    assert key("paths.output_dir=/elsewhere", "data.fidelity=cc") == base
+    inert = ["data.num_workers=2", "data.eval_batch_size=7", "data.neighbours=torch", "trainer.log_every_n_steps=3"]
+    assert key(*inert, "callbacks.lr_monitor=null") == base
+    changes = (
+        ["data.sources.gfn2.n_train=100"], ["seed=1"], ["model/size=m"], ["optimizer.lr=0.01"], ["data.batch_size=4"],
+        ["trainer.max_epochs=7"], ["callbacks.ema=null"], ["callbacks.early_stopping.patience=3"],
+    )  # fmt: skip
+    for changed in changes:
         assert key(*changed) != base, changed
     assert key(use_forces=False) != base
+
+
+def test_cache_key_follows_the_data_files_content(tmp_path, emt_extxyz):
+    from mfff.train.pretrain_cache import cache_key
+    from mfff.train.stage import Stage
+
+    data = tmp_path / "data.extxyz"
+    source = [
+        "+data/source@data.sources.emt=extxyz", "data.sources.emt.fidelity=emt", f"data.sources.emt.reader.path={data}",
+        "data.sources.emt.reader.energy_key=energy_emt", "data.sources.emt.reader.forces_key=forces_emt",
+    ]  # fmt: skip
+
+    def key():
+        cfg = compose_config("train", ["paths.output_dir=/tmp/mfff-key", *source])
+        return cache_key(cfg, Stage("pretrain", ["emt"]))
+
+    data.write_bytes(emt_extxyz.read_bytes())
+    first, settings = key()
+    assert settings["data"]["files"] == {str(data): "sha256 " + hashlib.sha256(data.read_bytes()).hexdigest()}
+    assert key()[0] == first
+    frames = ase.io.read(data, ":")
+    frames[0].positions[0, 0] += 0.01  # the same file name, regenerated with other content
+    ase.io.write(data, frames)
+    assert key()[0] != first
 
 
 def test_a_ddp_rank_above_zero_gives_up_when_rank_zero_never_publishes(tmp_path, monkeypatch):
