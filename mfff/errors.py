@@ -1,11 +1,11 @@
 """The one error contract for bad input: a message naming the file or config key and the fix; exit 2 at the CLI."""
 
 
-class UserInputError(ValueError):
+class UserError(ValueError):
     """Bad input from the user (a config value, a file); the message names it and says how to fix it."""
 
 
-class ConfigError(UserInputError):
+class UserError(UserError):
     """A config value that cannot work (a non-positive batch size, an unknown thread count...)."""
 
 

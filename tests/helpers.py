@@ -11,3 +11,32 @@ def compose_config(name: str, overrides: list[str] | None = None):
     """Compose a root config (e.g. 'label') the way the console script does, with overrides."""
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         return compose(config_name=name, overrides=list(overrides or []))
+
+
+def trivial_errors(cfg, fidelity: str, test_set: str = "test") -> dict:
+    """Errors of the two trivial models on a fidelity's test set, as metrics.json reports them: per-element
+    reference energies (E0) fitted on its training set (`energy_mae` meV, `energy_per_atom_mae` meV/atom) and zero
+    forces (`forces_mae` meV/Å). A trained model that learned anything beats both."""
+    import numpy as np
+
+    from mfff.utils.instantiate import instantiate
+
+    data = instantiate(cfg.data, fidelities=[fidelity], _convert_="all")
+    data.setup("fit")
+    source = data.sources[fidelity]
+    e0 = source.stats()["e0"]
+    structures = source.tests[test_set]
+    residual = np.array([s.energy - e0[s.numbers].sum() for s in structures])
+    per_atom = residual / np.array([len(s) for s in structures])
+    forces = [s.forces for s in structures if s.forces is not None]
+    return {
+        "energy_mae": 1000 * float(np.mean(np.abs(residual))),
+        "energy_per_atom_mae": 1000 * float(np.mean(np.abs(per_atom))),
+        "forces_mae": 1000 * float(np.mean(np.abs(np.concatenate(forces)))) if forces else None,
+    }
+
+
+def assert_sane_scale(value: float, trivial: float, what: str) -> None:
+    """A short run's error sits on the scale of the trivial model's: a unit slip (eV for meV, Ha for eV) or a
+    head reading another fidelity's labels lands far outside (0.05x - 3x)."""
+    assert 0.05 * trivial < value < 3 * trivial, f"{what}: {value:.1f} vs the trivial model's {trivial:.1f}"

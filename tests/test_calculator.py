@@ -5,7 +5,7 @@ import pytest
 from ase.build import molecule
 
 from mfff.calculator import MFFFCalculator
-from mfff.data.errors import DataError
+from mfff.errors import UserError
 
 
 def test_calculator_energy_forces_and_heads(multihead_run):
@@ -27,5 +27,5 @@ def test_calculator_energy_forces_and_heads(multihead_run):
         np.testing.assert_allclose(rotated.get_forces(), forces @ matrix, atol=2e-4)
     assert energies["gfn1"] != energies["gfn2"]
     assert atoms.calc.heads() == ["gfn1", "gfn2"]
-    with pytest.raises(DataError, match="the model has no head for fidelity 'dft'; its heads are gfn1, gfn2"):
+    with pytest.raises(UserError, match="the model has no head for fidelity 'dft'; its heads are gfn1, gfn2"):
         MFFFCalculator(metrics["best_checkpoint"], fidelity="dft")

@@ -6,9 +6,9 @@ import pytest
 
 from mfff.config import conf_dir
 from mfff.train.run import train
-from tests.helpers import compose_config
+from tests.helpers import assert_sane_scale, compose_config, trivial_errors
 from tests.test_cli import _run
-from tests.train.conftest import QUICK
+from tests.train.conftest import QUICK, quick_overrides
 
 
 def test_two_by_two_sweep_pretrains_once_and_records_its_overrides(tmp_path):
@@ -44,13 +44,14 @@ def test_two_by_two_sweep_pretrains_once_and_records_its_overrides(tmp_path):
     assert [m["pretrain"]["cache"] for m in metrics].count("reused") == 3
     assert len({m["pretrain"]["checkpoint"] for m in metrics}) == 1
     assert len(list((tmp_path / "cache" / "pretrain").glob("*/checkpoints/best.ckpt"))) == 1
+    trivial = trivial_errors(compose_config("train", quick_overrides(tmp_path, ("dft",), n_train=16)), "dft")
     seen = set()
     for m in metrics:
         n_train = next(o for o in m["overrides"] if o.startswith("data.sources.dft.n_train="))
         mode = next(o for o in m["overrides"] if o.startswith("strategy/params@strategy.finetune.params="))
         assert m["n_train"] == {"gfn2": 48, "dft": int(n_train.split("=")[1])}
         assert m["strategy"]["finetune"]["params"]["name"] == mode.split("=")[1]
-        assert m["metrics"]["test"]["dft"]["forces_mae"] > 0
+        assert_sane_scale(m["metrics"]["test"]["dft"]["forces_mae"], trivial["forces_mae"], "dft forces")
         seen.add((n_train, mode))
     assert len(seen) == 4
 
@@ -108,6 +109,7 @@ def test_every_study_runs_one_tiny_job(study, tmp_path):
     )
     metrics = train(cfg, {})
     assert metrics["strategy"]["name"] == cfg.strategy.name
-    assert metrics["metrics"]["test"]["dft"]["energy_mae"] > 0
+    trivial = trivial_errors(cfg, "dft")["energy_per_atom_mae"]
+    assert_sane_scale(metrics["metrics"]["test"]["dft"]["energy_per_atom_mae"], trivial, f"{study}: dft energy")
     expected = {"dft"} | ({"gfn2"} if cfg.strategy.name != "scratch" else set())
     assert set(metrics["n_train"]) >= expected

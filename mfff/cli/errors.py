@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
+from collections.abc import Callable
 
-from omegaconf.errors import MissingMandatoryValue
+from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException, OverrideParseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue
 
-from mfff.errors import TrainingDiverged, UserInputError
+from mfff.errors import TrainingDiverged, UserError
 from mfff.utils.errors import find_cause
 
 log = logging.getLogger(__name__)
@@ -33,7 +36,7 @@ def user_errors(program: str, in_sweep: bool = False):
     try:
         yield
     except Exception as err:
-        ours = find_cause(err, UserInputError)
+        ours = find_cause(err, UserError)
         if ours is not None:
             fail(program, str(ours), INPUT_EXIT)
         missing = find_cause(err, MissingMandatoryValue)
@@ -51,3 +54,51 @@ def user_errors(program: str, in_sweep: bool = False):
             log.error("%s: %s", program, diverged)
             return
         fail(program, str(diverged), DIVERGED_EXIT)
+
+
+def hydra_error_line(error: HydraException) -> str | None:
+    """One line for Hydra's own config errors: an unknown config group option, an unknown key, an override it
+    cannot parse. None for other errors."""
+    if isinstance(error, MissingConfigException) and error.options is not None and error.missing_cfg_file:
+        group, _, choice = error.missing_cfg_file.rpartition("/")
+        options = ", ".join(error.options)
+        if not choice:
+            return f"{group}= needs an option; choose one of {options}"
+        return f"{group}={choice} is not an option of {group}; choose one of {options}"
+    if isinstance(error, OverrideParseException):
+        reason = error.message.splitlines()[0]
+        return (
+            f"cannot parse the override {error.override!r}: {reason}; quote values with brackets or commas, e.g. "
+            "'key=[a,b]' (https://hydra.cc/docs/advanced/override_grammar/basic/)"
+        )
+    if not isinstance(error, ConfigCompositionException):
+        return None
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    lines = lines[: next((i for i, line in enumerate(lines) if line.startswith("Config search path")), len(lines))]
+    first = lines[0] if lines else str(error)
+    if isinstance(error.__cause__, (ConfigAttributeError, ConfigKeyError)) and first.startswith("Could not override '"):
+        key = first.split("'")[1]
+        return (
+            f"{key} is not a key of the config; check its spelling (`--cfg job` prints every key), or add a new key "
+            f"with +{key}=<value>"
+        )
+    return " ".join(lines)
+
+
+def run_hydra_app(program: str, app: Callable[[], object]) -> None:
+    """Run a `@hydra.main` app; Hydra's config errors become `<program>: error: <one line>` and exit 2 (Hydra
+    itself prints them over several lines and exits 1)."""
+    previous = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing, so its errors reach us
+    try:
+        app()
+    except HydraException as error:
+        line = hydra_error_line(error)
+        if line is None:
+            raise
+        fail(program, line, INPUT_EXIT)
+    finally:
+        if previous is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = previous

@@ -10,7 +10,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from mfff.cli.errors import DIVERGED_EXIT, INPUT_EXIT, fail
-from mfff.errors import UserInputError
+from mfff.errors import UserError
 from mfff.utils.paths import require_writable
 
 
@@ -21,7 +21,7 @@ def _program(config: DictConfig) -> str:
 def check_writable(directory: Path, key: str, program: str) -> None:
     try:
         require_writable(directory, key, example="multirun/mysweep" if "sweep" in key else "outputs/myrun")
-    except UserInputError as err:
+    except UserError as err:
         fail(program, str(err), INPUT_EXIT)
 
 

@@ -7,7 +7,7 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
-from mfff.cli.errors import user_errors
+from mfff.cli.errors import run_hydra_app, user_errors
 from mfff.config import conf_dir
 from mfff.utils.threads import apply_threads, choose_threads
 
@@ -30,8 +30,12 @@ def run(cfg: DictConfig) -> None:
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="label")
-def main(cfg: DictConfig) -> None:
+def app(cfg: DictConfig) -> None:
     run(cfg)
+
+
+def main() -> None:
+    run_hydra_app("mfff-label", app)
 
 
 if __name__ == "__main__":

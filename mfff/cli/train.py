@@ -7,12 +7,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from mfff.cli.errors import user_errors
+from mfff.cli.errors import run_hydra_app, user_errors
 from mfff.config import conf_dir
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def app(cfg: DictConfig) -> float | None:
     from mfff.train.run import train
 
     runtime = HydraConfig.get()
@@ -25,6 +25,10 @@ def main(cfg: DictConfig) -> float | None:
     # the value Hydra sweepers optimise: the monitored validation metric, if present
     stage, _, name = str(cfg.monitor).partition("/")
     return metrics["metrics"].get(stage, {}).get("_all", {}).get(name)
+
+
+def main() -> None:
+    run_hydra_app("mfff-train", app)
 
 
 if __name__ == "__main__":

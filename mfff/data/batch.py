@@ -10,7 +10,7 @@ import torch
 from mfff.data import keys as K
 from mfff.data.neighbours import neighbour_list
 from mfff.data.structure import Structure
-from mfff.errors import ConfigError
+from mfff.errors import UserError
 
 
 @dataclass
@@ -74,7 +74,7 @@ class Collater:
     def __init__(self, cutoff: float, neighbours: str = "auto", energy_only=(), dtype: str = "float32"):
         self.cutoff, self.neighbours, self.energy_only = float(cutoff), neighbours, frozenset(energy_only)
         if dtype not in ("float32", "float64"):
-            raise ConfigError(f"model.dtype={dtype!r} must be float32 or float64")
+            raise UserError(f"model.dtype={dtype!r} must be float32 or float64")
         self.dtype = getattr(torch, dtype)
 
     def __call__(self, items: list[tuple[Structure, int]]) -> Batch:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mfff.data.errors import DataError
+from mfff.errors import UserError
 
 KEY = "data.budget"
 
@@ -27,15 +27,15 @@ class LabelBudget:
         cost: float | None = None,
     ):
         if (total is None) == (cost is None):
-            raise DataError(f"set exactly one of {KEY}.total (labels) and {KEY}.cost (CPU seconds)")
+            raise UserError(f"set exactly one of {KEY}.total (labels) and {KEY}.cost (CPU seconds)")
         if not 0.0 <= float(fraction) <= 1.0:
-            raise DataError(f"{KEY}.fraction={fraction} must lie between 0 and 1 (the expensive fidelity's share)")
+            raise UserError(f"{KEY}.fraction={fraction} must lie between 0 and 1 (the expensive fidelity's share)")
         if expensive == cheap:
-            raise DataError(f"{KEY}.expensive and {KEY}.cheap are both {expensive!r}; name two fidelities")
+            raise UserError(f"{KEY}.expensive and {KEY}.cheap are both {expensive!r}; name two fidelities")
         if total is not None and int(total) < 1:
-            raise DataError(f"{KEY}.total={total} must be a positive number of labels")
+            raise UserError(f"{KEY}.total={total} must be a positive number of labels")
         if cost is not None and float(cost) <= 0:
-            raise DataError(f"{KEY}.cost={cost} must be a positive number of CPU seconds")
+            raise UserError(f"{KEY}.cost={cost} must be a positive number of CPU seconds")
         self.expensive, self.cheap, self.fraction = expensive, cheap, float(fraction)
         self.total = int(total) if total is not None else None
         self.cost = float(cost) if cost is not None else None
@@ -48,9 +48,9 @@ class LabelBudget:
         """Fix `n_train` of both sources (reading their pools), or fail naming what the data lacks."""
         for role, name in (("expensive", self.expensive), ("cheap", self.cheap)):
             if name not in sources:
-                raise DataError(f"{KEY}.{role}={name!r} has no source in data.sources ({', '.join(sorted(sources))})")
+                raise UserError(f"{KEY}.{role}={name!r} has no source in data.sources ({', '.join(sorted(sources))})")
             if sources[name].n_train is not None:
-                raise DataError(
+                raise UserError(
                     f"{KEY} sets the training size of {name}; remove data.sources.{name}.n_train "
                     f"(it is {sources[name].n_train})"
                 )
@@ -64,7 +64,7 @@ class LabelBudget:
         for name, n in sizes.items():
             available = len(sources[name].training_pool())
             if n > available:
-                raise DataError(
+                raise UserError(
                     f"{self.describe()} needs {n} {name} training labels but {sources[name].reader.describe()} has "
                     f"only {available} after validation; lower the budget or the fraction"
                 )
@@ -74,7 +74,7 @@ class LabelBudget:
         """The longest prefix of the source's training order whose labels cost at most `cost`."""
         costs = [s.cost for s in source.training_pool()]
         if any(c != c for c in costs):  # NaN: the file records no cost
-            raise DataError(
+            raise UserError(
                 f"{KEY}.cost needs recorded label costs but {source.reader.describe()} has none for "
                 f"{source.fidelity}; use {KEY}.total (a label count) instead"
             )
@@ -84,7 +84,7 @@ class LabelBudget:
                 return n, spent
             spent, n = spent + c, n + 1
         if cost > spent:
-            raise DataError(
+            raise UserError(
                 f"{self.describe()} gives {source.fidelity} {cost:.0f} CPU s but all its {n} training labels cost "
                 f"only {spent:.0f} CPU s; lower the budget or the fraction"
             )

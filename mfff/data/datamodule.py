@@ -7,10 +7,10 @@ from torch.utils.data import DataLoader
 
 from mfff.data.batch import Collater
 from mfff.data.budget import LabelBudget
-from mfff.data.errors import DataError
 from mfff.data.sampler import Composition, EpochCounter, MixedBatchSampler
 from mfff.data.sources import FidelitySource
-from mfff.utils.values import whole_number
+from mfff.errors import UserError
+from mfff.utils.values import options_for, whole_number
 
 
 class MultiFidelityDataModule(pl.LightningDataModule):
@@ -49,18 +49,18 @@ class MultiFidelityDataModule(pl.LightningDataModule):
         self.target_fidelity = fidelity  # the expensive fidelity single-fidelity strategies train on
         self.train_fidelities = sorted(fidelities)
         if not self.train_fidelities:
-            raise DataError("no fidelities selected (strategy.fidelities is empty)")
+            raise UserError("no fidelities selected (strategy.fidelities is empty)")
         self.fidelities = sorted(set(self.train_fidelities) | set(eval_fidelities or []))
         missing = [f for f in self.fidelities if f not in sources]
         if missing:
-            raise DataError(
+            raise UserError(
                 f"fidelity {missing[0]!r} (strategy) has no source in data.sources; "
                 f"available: {', '.join(sorted(sources))}"
             )
         self.heads = sorted(heads) if heads is not None else self.fidelities
         headless = [f for f in self.fidelities if f not in self.heads]
         if headless:
-            raise DataError(
+            raise UserError(
                 f"fidelity {headless[0]!r} in the data has no head in this model (heads: {', '.join(self.heads)})"
             )
         self.all_sources = dict(sources)
@@ -72,7 +72,7 @@ class MultiFidelityDataModule(pl.LightningDataModule):
         self.energy_only = sorted(energy_only or [])  # trained on energies alone: force labels never read
         unknown = [f for f in self.energy_only if f not in self.train_fidelities]
         if unknown:
-            raise DataError(
+            raise UserError(
                 f"energy-only fidelity {unknown[0]!r} is not trained here ({', '.join(self.train_fidelities)})"
             )
         energy_only_heads = [self.heads.index(f) for f in self.energy_only]
@@ -87,13 +87,13 @@ class MultiFidelityDataModule(pl.LightningDataModule):
         for name, source in self.sources.items():
             for other in source.exclude_molecules_of:
                 if other not in self.all_sources or other == name:
-                    raise DataError(
+                    raise UserError(
                         f"{source.key}.exclude_molecules_of names {other!r}; name other sources of data.sources "
                         f"({', '.join(sorted(set(self.all_sources) - {name}))})"
                     )
                 source.exclude_groups(self.all_sources[other].groups())
         if self.budget:
-            LabelBudget(**self.budget).apply(self.all_sources)
+            LabelBudget(**options_for(LabelBudget, self.budget, "data.budget")).apply(self.all_sources)
         for source in self.sources.values():
             source.setup(stage)
         self.test_names = sorted({name for s in self.sources.values() for name in s.tests})

@@ -14,7 +14,7 @@ import importlib.util
 import numpy as np
 import torch
 
-from mfff.data.errors import DataError
+from mfff.errors import UserError
 
 BACKENDS = ("auto", "torch", "torch_cluster", "vesin")
 
@@ -25,18 +25,18 @@ def has_torch_cluster() -> bool:
 
 def choose_backend(name: str, periodic: bool) -> str:
     if name not in BACKENDS:
-        raise DataError(f"unknown neighbour-list backend {name!r} (data.neighbours); choose one of {BACKENDS}")
+        raise UserError(f"unknown neighbour-list backend {name!r} (data.neighbours); choose one of {BACKENDS}")
     if name == "auto":
         if periodic:
             return "vesin"
         return "torch_cluster" if has_torch_cluster() else "torch"
     if periodic and name in ("torch", "torch_cluster"):
-        raise DataError(
+        raise UserError(
             f"data.neighbours={name} handles molecules only, but the data has periodic cells; "
             "use data.neighbours=vesin (pip install vesin) or auto"
         )
     if name == "torch_cluster" and not has_torch_cluster():
-        raise DataError(
+        raise UserError(
             "data.neighbours=torch_cluster but torch-cluster is not installed; "
             "pip install torch-cluster, or use data.neighbours=auto"
         )
@@ -99,7 +99,7 @@ def _vesin(positions, batch, cutoff, cell, pbc):
         periodic = bool(pbc[graph].any()) if pbc is not None else False
         box = cell[graph].detach().cpu().numpy().astype(np.float64) if periodic else np.zeros((3, 3))
         if periodic and not bool(pbc[graph].all()):
-            raise DataError("vesin needs periodicity in all three directions or none; mixed pbc is not supported")
+            raise UserError("vesin needs periodicity in all three directions or none; mixed pbc is not supported")
         i, j, s = calculator.compute(points=points, box=box, periodic=periodic, quantities="ijS")
         edges.append(np.stack([i, j]).astype(np.int64) + start)
         shifts.append(s.astype(np.float64) @ box)

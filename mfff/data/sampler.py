@@ -8,7 +8,7 @@ import numpy as np
 from torch.utils.data import BatchSampler, Sampler
 from torch.utils.data.distributed import DistributedSampler
 
-from mfff.data.errors import DataError
+from mfff.errors import UserError
 from mfff.utils.seeding import stream
 
 MODES = ("proportional", "ratios", "fixed")
@@ -55,23 +55,23 @@ class Composition:
         epoch_fidelity: str | None = None,
     ):
         if mode not in MODES:
-            raise DataError(f"{KEY}.mode={mode!r} is unknown; choose one of {', '.join(MODES)}")
+            raise UserError(f"{KEY}.mode={mode!r} is unknown; choose one of {', '.join(MODES)}")
         self.sizes, self.batch_size, self.mode = dict(sizes), int(batch_size), mode
         for name, value in (("ratios", ratios), ("fixed", fixed)):
             if value and mode != name:  # a setting the mode would ignore is a mistake, not a default
-                raise DataError(f"{KEY}.{name} is set but {KEY}.mode={mode}; set {KEY}.mode={name} or drop it")
+                raise UserError(f"{KEY}.{name} is set but {KEY}.mode={mode}; set {KEY}.mode={name} or drop it")
         self.names = sorted(self.sizes)
         self.expected = self._expected_counts(dict(ratios or {}), dict(fixed or {}))
         if epoch_steps is not None and epoch_fidelity is not None:
-            raise DataError(f"set only one of {KEY}.epoch_steps and {KEY}.epoch_fidelity")
+            raise UserError(f"set only one of {KEY}.epoch_steps and {KEY}.epoch_fidelity")
         if epoch_steps is not None and int(epoch_steps) < 1:
-            raise DataError(f"{KEY}.epoch_steps must be at least 1, got {epoch_steps}")
+            raise UserError(f"{KEY}.epoch_steps must be at least 1, got {epoch_steps}")
         if epoch_fidelity is not None:
             if epoch_fidelity not in self.sizes:
-                raise DataError(f"{KEY}.epoch_fidelity={epoch_fidelity!r} is not trained here ({self.names})")
+                raise UserError(f"{KEY}.epoch_fidelity={epoch_fidelity!r} is not trained here ({self.names})")
             per_batch = self.expected[epoch_fidelity]
             if per_batch <= 0:
-                raise DataError(f"{KEY}.epoch_fidelity={epoch_fidelity!r} never appears in a batch (ratio 0)")
+                raise UserError(f"{KEY}.epoch_fidelity={epoch_fidelity!r} never appears in a batch (ratio 0)")
             epoch_steps = math.ceil(self.sizes[epoch_fidelity] / per_batch)
         self.steps = int(epoch_steps) if epoch_steps is not None else math.ceil(sum(self.sizes.values()) / batch_size)
 
@@ -83,22 +83,22 @@ class Composition:
             self._check_names(ratios, "ratios", require_all=True)
             values = {f: float(v) for f, v in ratios.items()}
             if any(v < 0 or not math.isfinite(v) for v in values.values()) or sum(values.values()) <= 0:
-                raise DataError(f"{KEY}.ratios={values} must be non-negative with a positive sum (they are normalised)")
+                raise UserError(f"{KEY}.ratios={values} must be non-negative with a positive sum (they are normalised)")
             self.ratios = {f: values[f] / sum(values.values()) for f in self.names}
             return {f: self.batch_size * p for f, p in self.ratios.items()}
         self._check_names(fixed, "fixed", require_all=False)
         counts = {f: int(v) for f, v in fixed.items()}
         if any(v < 0 for v in counts.values()):
-            raise DataError(f"{KEY}.fixed={counts} has a negative count")
+            raise UserError(f"{KEY}.fixed={counts} has a negative count")
         if sum(counts.values()) > self.batch_size:
-            raise DataError(
+            raise UserError(
                 f"{KEY}.fixed={counts} puts {sum(counts.values())} structures in a batch of data.batch_size="
                 f"{self.batch_size}; lower the counts or raise data.batch_size"
             )
         rest = [f for f in self.names if f not in counts]
         free = self.batch_size - sum(counts.values())
         if free and not rest:
-            raise DataError(
+            raise UserError(
                 f"{KEY}.fixed={counts} fills {sum(counts.values())} of data.batch_size={self.batch_size} slots and "
                 f"names every fidelity, so nothing can fill the rest; set data.batch_size={sum(counts.values())}"
             )
@@ -109,10 +109,10 @@ class Composition:
     def _check_names(self, given: dict, what: str, require_all: bool) -> None:
         unknown = sorted(set(given) - set(self.names))
         if unknown:
-            raise DataError(f"{KEY}.{what} names {unknown}, which are not trained here; trained: {self.names}")
+            raise UserError(f"{KEY}.{what} names {unknown}, which are not trained here; trained: {self.names}")
         missing = sorted(set(self.names) - set(given))
         if require_all and missing:
-            raise DataError(f"{KEY}.{what} has no value for {missing}; give one for each of {self.names}")
+            raise UserError(f"{KEY}.{what} has no value for {missing}; give one for each of {self.names}")
 
     def plan(self, rng: np.random.Generator, n_batches: int) -> list[list[tuple[str, int]]]:
         """`n_batches` batches of (fidelity, index within its training set)."""

@@ -11,10 +11,10 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from mfff.data.batch import Collater
-from mfff.data.errors import DataError
 from mfff.data.readers.base import Reader
 from mfff.data.stats import average_neighbours, energy_residual_rms, fit_reference_energies, force_rms
 from mfff.data.structure import Structure
+from mfff.errors import UserError
 from mfff.utils.seeding import stream
 
 SPLIT_MODES = ("predefined", "random", "group")
@@ -26,11 +26,11 @@ def check_size(value, key: str) -> int | float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise DataError(f"{key}={value!r} must be a count (>= 1), a fraction between 0 and 1, or null for all")
+        raise UserError(f"{key}={value!r} must be a count (>= 1), a fraction between 0 and 1, or null for all")
     if 0 < value < 1:
         return float(value)
     if value < 1 or value != int(value):
-        raise DataError(f"{key}={value!r} must be a positive count (>= 1) or a fraction between 0 and 1")
+        raise UserError(f"{key}={value!r} must be a positive count (>= 1) or a fraction between 0 and 1")
     return int(value)
 
 
@@ -81,9 +81,9 @@ class FidelitySource(pl.LightningDataModule):
         super().__init__()
         self.fidelity, self.reader, self.split_mode = fidelity, reader, split
         if split not in SPLIT_MODES:
-            raise DataError(f"unknown split mode {split!r} in {self.key}.split; choose {SPLIT_MODES}")
+            raise UserError(f"unknown split mode {split!r} in {self.key}.split; choose {SPLIT_MODES}")
         if not 0 <= test_fraction < 1:
-            raise DataError(f"{self.key}.test_fraction={test_fraction} must be in [0, 1)")
+            raise UserError(f"{self.key}.test_fraction={test_fraction} must be in [0, 1)")
         self.test_fraction = test_fraction
         self.n_train, self.n_val, self.n_test = (
             check_size(n_train, f"{self.key}.n_train"),
@@ -111,18 +111,18 @@ class FidelitySource(pl.LightningDataModule):
         """{'train': path, 'val': path, 'test': {name: path}} of the given files; {} when the reader has the data."""
         if train is None and val is None and test is None:
             if self.reader.path is None:
-                raise DataError(
+                raise UserError(
                     f"{self.key} has no data: set {self.key}.reader.path (one file) or "
                     f"{self.key}.train (and .test, optionally .val) files"
                 )
             return {}
         if self.reader.path is not None:
-            raise DataError(
+            raise UserError(
                 f"{self.key} names both reader.path ({self.reader.path}) and train/val/test files; "
                 f"give one: set {self.key}.reader.path=null to use the files"
             )
         if train is None:
-            raise DataError(f"{self.key}.val / .test files need a training file too: set {self.key}.train")
+            raise UserError(f"{self.key}.val / .test files need a training file too: set {self.key}.train")
         files = {"train": str(train)}
         if val is not None:
             files["val"] = str(val)
@@ -157,7 +157,7 @@ class FidelitySource(pl.LightningDataModule):
     def _read(self, reader: Reader) -> list[Structure]:
         structures = reader.read()
         if not structures:
-            raise DataError(f"{reader.describe()} gave no structures with {self.fidelity} labels ({self.key})")
+            raise UserError(f"{reader.describe()} gave no structures with {self.fidelity} labels ({self.key})")
         return structures
 
     def read(self) -> list[Structure]:
@@ -174,7 +174,7 @@ class FidelitySource(pl.LightningDataModule):
         named = set(self.molecules or []) | self.exclude_molecules
         unknown = sorted(named - known)
         if unknown:
-            raise DataError(
+            raise UserError(
                 f"{self.key}.molecules / exclude_molecules name {unknown}, which are not in the training pool of "
                 f"{self.origin}; known: {', '.join(sorted(known))}"
             )
@@ -184,7 +184,7 @@ class FidelitySource(pl.LightningDataModule):
             if (self.molecules is None or s.group in self.molecules) and s.group not in self.exclude_molecules
         ]
         if not kept:
-            raise DataError(f"the molecule filters of {self.key} leave no training structures; relax them")
+            raise UserError(f"the molecule filters of {self.key} leave no training structures; relax them")
         return kept
 
     def exclude_groups(self, groups: set[str]) -> None:
@@ -218,7 +218,7 @@ class FidelitySource(pl.LightningDataModule):
             return pool, 0
         n_val = resolve_size(self.n_val if self.n_val is not None else DEFAULT_VAL_FRACTION, len(pool))
         if n_val >= len(pool):
-            raise DataError(
+            raise UserError(
                 f"{self.key}.n_val={self.n_val} takes {n_val} of the {len(pool)} structures in the training pool of "
                 f"{self.origin}, leaving none to train on; lower it (a fraction works: {self.key}.n_val=0.1) "
                 "or give a val file"
@@ -237,14 +237,14 @@ class FidelitySource(pl.LightningDataModule):
         available = len(pool) - n_val
         n_train = resolve_size(self.n_train, available)
         if n_train > available:
-            raise DataError(
+            raise UserError(
                 f"{self.key}.n_train={self.n_train} but only {available} training structures remain in "
                 f"{self.origin} after n_val={n_val}; lower n_train or n_val"
             )
         if self._val_set is not None:
             wanted = resolve_size(self.n_val, len(self._val_set))
             if wanted > len(self._val_set):
-                raise DataError(
+                raise UserError(
                     f"{self.key}.n_val={self.n_val} but the validation set of {self.origin} has "
                     f"{len(self._val_set)} structures; lower n_val or set it to null (all)"
                 )
@@ -256,7 +256,7 @@ class FidelitySource(pl.LightningDataModule):
         self.tests = {name: items[: resolve_size(self.n_test, len(items))] for name, items in self.tests.items()}
         for name, items in {"train": self.train, "val": self.val, **self.tests}.items():
             if not items:
-                raise DataError(
+                raise UserError(
                     f"the {name} split of {self.key} ({self.origin}) is empty; check the split "
                     f"settings and sizes (split={self.split_mode}, test_fraction={self.test_fraction})"
                 )
@@ -271,7 +271,7 @@ class FidelitySource(pl.LightningDataModule):
         if self.split_mode == "predefined":
             tags = sorted({s.split for s in structures})
             if tags == [""]:
-                raise DataError(
+                raise UserError(
                     f"{self.key}.split=predefined but {self.origin} has no split tags; use split=random or split=group"
                 )
             pool = [s for s in structures if s.split == "train"]
@@ -289,7 +289,7 @@ class FidelitySource(pl.LightningDataModule):
             )
         groups = sorted({s.group for s in structures})
         if len(groups) < 2:
-            raise DataError(
+            raise UserError(
                 f"{self.key}.split=group needs at least two molecules (groups); {self.origin} has "
                 f"{len(groups)}; use split=random"
             )

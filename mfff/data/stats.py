@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mfff.data.errors import DataError
 from mfff.data.structure import Structure
+from mfff.errors import UserError
 
 N_ELEMENTS = 119
 
@@ -19,7 +19,7 @@ def fit_reference_energies(structures: list[Structure], ridge: float = 0.0) -> n
     """
     labelled = [s for s in structures if s.has_energy]
     if not labelled:
-        raise DataError("no energy labels in the training split: cannot fit reference energies E0")
+        raise UserError("no energy labels in the training split: cannot fit reference energies E0")
     elements = sorted({int(z) for s in labelled for z in s.numbers})
     column = {z: k for k, z in enumerate(elements)}
     counts = np.zeros((len(labelled), len(elements)))

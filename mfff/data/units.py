@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ase import units
 
-from mfff.data.errors import DataError
+from mfff.errors import UserError
 
 ENERGY_UNITS = {
     "eV": 1.0,
@@ -22,21 +22,21 @@ def energy_factor(unit: str, key: str) -> float:
     try:
         return ENERGY_UNITS[unit]
     except KeyError:
-        raise DataError(f"unknown energy unit {unit!r} in {key}; use one of {', '.join(ENERGY_UNITS)}") from None
+        raise UserError(f"unknown energy unit {unit!r} in {key}; use one of {', '.join(ENERGY_UNITS)}") from None
 
 
 def length_factor(unit: str, key: str) -> float:
     try:
         return LENGTH_UNITS[unit]
     except KeyError:
-        raise DataError(f"unknown length unit {unit!r} in {key}; use one of {', '.join(LENGTH_UNITS)}") from None
+        raise UserError(f"unknown length unit {unit!r} in {key}; use one of {', '.join(LENGTH_UNITS)}") from None
 
 
 def forces_factor(unit: str, key: str) -> float:
     """Forces are written 'energy/length', e.g. 'eV/Å', 'Ha/Bohr', 'kcal/mol/Å'."""
     energy, sep, length = unit.rpartition("/")
     if not sep or energy not in ENERGY_UNITS or length not in LENGTH_UNITS:
-        raise DataError(
+        raise UserError(
             f"unknown forces unit {unit!r} in {key}; write it as <energy>/<length> with energy in "
             f"{', '.join(ENERGY_UNITS)} and length in {', '.join(LENGTH_UNITS)}, e.g. eV/Å or Ha/Bohr"
         )

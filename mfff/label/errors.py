@@ -1,10 +1,4 @@
-"""Errors raised by the labelling pipeline."""
-
-from mfff.errors import UserInputError
-
-
-class LabelConfigError(UserInputError):
-    """Bad labelling input: the message names the config key or file and how to fix it."""
+"""Errors raised by the labelling pipeline (bad labelling input is `mfff.errors.UserError`)."""
 
 
 class LabelFailure(RuntimeError):

@@ -10,7 +10,7 @@ import ase.io
 from ase import Atoms
 from ase.build import molecule as ase_molecule
 
-from mfff.label.errors import LabelConfigError
+from mfff.errors import UserError
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
@@ -24,7 +24,7 @@ class MoleculeSpec:
 def resolve_molecules(entries, key: str = "label.molecules") -> list[MoleculeSpec]:
     """Entries are ASE molecule names (`ase.collections.g2`) or {name, file} mappings."""
     if not entries:
-        raise LabelConfigError(
+        raise UserError(
             f"{key} is empty; list at least one molecule (an ASE name like CH3OH, "
             "or {name: ..., file: path/to/start.xyz})"
         )
@@ -37,11 +37,11 @@ def resolve_molecules(entries, key: str = "label.molecules") -> list[MoleculeSpe
             name = entry.get("name") or Path(entry["file"]).stem
             atoms = _from_file(Path(entry["file"]), where)
         else:
-            raise LabelConfigError(f"{where} must be an ASE molecule name or a mapping with 'file' (got {entry!r})")
+            raise UserError(f"{where} must be an ASE molecule name or a mapping with 'file' (got {entry!r})")
         if not _SAFE_NAME.match(name):
-            raise LabelConfigError(f"{where}: molecule name {name!r} must use only letters, digits and _.+-")
+            raise UserError(f"{where}: molecule name {name!r} must use only letters, digits and _.+-")
         if name in seen:
-            raise LabelConfigError(f"{where}: molecule {name!r} is listed twice")
+            raise UserError(f"{where}: molecule {name!r} is listed twice")
         seen.add(name)
         atoms = atoms.copy()
         atoms.pbc, atoms.cell = False, None
@@ -53,7 +53,7 @@ def _from_ase(name: str, where: str) -> Atoms:
     try:
         return ase_molecule(name)
     except KeyError as err:
-        raise LabelConfigError(
+        raise UserError(
             f"{where}: {name!r} is not an ASE built-in molecule; use a name from ase.collections.g2 "
             "(e.g. CH3OH, C6H6) or give {name: ..., file: ...}"
         ) from err
@@ -61,8 +61,8 @@ def _from_ase(name: str, where: str) -> Atoms:
 
 def _from_file(path: Path, where: str) -> Atoms:
     if not path.is_file():
-        raise LabelConfigError(f"{where}: starting geometry file {path} does not exist")
+        raise UserError(f"{where}: starting geometry file {path} does not exist")
     try:
         return ase.io.read(path, index=0)
     except Exception as err:  # ASE raises many types for unreadable files
-        raise LabelConfigError(f"{where}: ASE cannot read {path}: {err}") from err
+        raise UserError(f"{where}: ASE cannot read {path}: {err}") from err

@@ -14,7 +14,8 @@ import numpy as np
 from ase import Atoms
 from omegaconf import DictConfig, OmegaConf
 
-from mfff.label.errors import LabelConfigError, LabelFailure
+from mfff.errors import UserError
+from mfff.label.errors import LabelFailure
 from mfff.label.labellers.base import Labeller
 from mfff.label.molecules import MoleculeSpec, resolve_molecules
 from mfff.label.sampling import SamplingSettings, sample_conformers
@@ -47,7 +48,7 @@ class LabelJob:
         self.seed = int(cfg.seed)
         self.shard_size = int(cfg.shard_size)
         if self.shard_size < 1:
-            raise LabelConfigError("label.shard_size must be >= 1")
+            raise UserError("label.shard_size must be >= 1")
         self.work_dir = Path(cfg.work_dir)
         self.dataset_dir = Path(cfg.dataset_dir)
         self.molecules: dict[str, MoleculeSpec] = {m.name: m for m in resolve_molecules(cfg.molecules)}
@@ -58,34 +59,34 @@ class LabelJob:
         self.held_out = list(cfg.splits.held_out_molecules or [])
         for index, name in enumerate(self.held_out):
             if name not in self.molecules:
-                raise LabelConfigError(f"label.splits.held_out_molecules[{index}]={name!r} is not in label.molecules")
+                raise UserError(f"label.splits.held_out_molecules[{index}]={name!r} is not in label.molecules")
         self.test_fraction = float(cfg.splits.test_fraction)
         if not 0.0 <= self.test_fraction < 1.0:
-            raise LabelConfigError("label.splits.test_fraction must be in [0, 1)")
+            raise UserError("label.splits.test_fraction must be in [0, 1)")
 
     # ----------------------------------------------------------------------------------------- setup
     def _plan_fidelities(self, node) -> dict[str, FidelityPlan]:
         if not node:
-            raise LabelConfigError("label.fidelities is empty; configure at least one labeller")
+            raise UserError("label.fidelities is empty; configure at least one labeller")
         plans = {}
         for name in node:
             key = f"label.fidelities.{name}"
             spec = node[name]
             if "labeller" not in spec:
-                raise LabelConfigError(f"{key}.labeller is missing; give a labeller with a _target_")
+                raise UserError(f"{key}.labeller is missing; give a labeller with a _target_")
             try:
                 labeller = hydra.utils.instantiate(spec.labeller)
-            except LabelConfigError:
+            except UserError:
                 raise
             except Exception as err:  # Hydra wraps the constructor's error; unwrap ours
                 cause = err.__cause__ or err
-                if isinstance(cause, LabelConfigError):
-                    raise LabelConfigError(f"{key}: {cause}") from err
-                raise LabelConfigError(f"{key}.labeller cannot be built: {cause}") from err
+                if isinstance(cause, UserError):
+                    raise UserError(f"{key}: {cause}") from err
+                raise UserError(f"{key}.labeller cannot be built: {cause}") from err
             molecules = list(spec.get("molecules") or self.molecules)
             for index, mol in enumerate(molecules):
                 if mol not in self.molecules:
-                    raise LabelConfigError(f"{key}.molecules[{index}]={mol!r} is not in label.molecules")
+                    raise UserError(f"{key}.molecules[{index}]={mol!r} is not in label.molecules")
                 labeller.check_elements(self.molecules[mol].atoms.numbers, f"molecule {mol} ({key})")
             limit = spec.get("max_per_molecule")
             plans[name] = FidelityPlan(name, labeller, molecules, None if limit is None else int(limit))
@@ -93,7 +94,7 @@ class LabelJob:
 
     def check_writable(self) -> None:
         for key, directory in (("label.work_dir", self.work_dir), ("label.dataset_dir", self.dataset_dir)):
-            require_writable(directory, key, LabelConfigError)
+            require_writable(directory, key, UserError)
 
     # -------------------------------------------------------------------------------------- sampling
     def conformer_path(self, molecule: str, temperature_K: float) -> Path:
@@ -126,7 +127,7 @@ class LabelJob:
         for temperature in self.sampling.temperatures_K:
             path = self.conformer_path(molecule, temperature)
             if not path.exists():
-                raise LabelConfigError(f"conformers {path} are missing; run the 'sample' stage first")
+                raise UserError(f"conformers {path} are missing; run the 'sample' stage first")
             frames.extend(ase.io.read(path, index=":", format="extxyz"))
         return frames
 
@@ -223,7 +224,7 @@ class LabelJob:
     def run(self, stages=STAGES, retry_failed: bool = False) -> None:
         unknown = [s for s in stages if s not in STAGES]
         if unknown:
-            raise LabelConfigError(f"unknown stage(s) {unknown} in stages; choose from {list(STAGES)}")
+            raise UserError(f"unknown stage(s) {unknown} in stages; choose from {list(STAGES)}")
         self.check_writable()
         if "sample" in stages:
             self.sample()

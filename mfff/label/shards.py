@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from mfff.label.errors import LabelConfigError
+from mfff.errors import UserError
 from mfff.utils.atomic import atomic_write_text
 
 
@@ -58,14 +58,14 @@ class LabelShard:
         try:
             data = json.loads(self.path.read_text())
         except (OSError, json.JSONDecodeError) as err:
-            raise LabelConfigError(f"label shard {self.path} is unreadable ({err}); delete it to relabel") from err
+            raise UserError(f"label shard {self.path} is unreadable ({err}); delete it to relabel") from err
         if data.get("method") != self.method:
-            raise LabelConfigError(
+            raise UserError(
                 f"label shard {self.path} was made with method {data.get('method')!r} but the config now asks "
                 f"for {self.method!r}; use a new label.work_dir or delete {self.path.parent} to relabel"
             )
         if data.get("conformer_ids") != self.conformer_ids:
-            raise LabelConfigError(
+            raise UserError(
                 f"label shard {self.path} covers other conformers than the config selects (seed, shard_size or "
                 f"max_per_molecule changed); use a new label.work_dir or delete {self.path.parent}"
             )

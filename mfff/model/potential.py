@@ -7,8 +7,8 @@ from ase.data import chemical_symbols
 from torch import nn
 
 from mfff.data.batch import Batch
-from mfff.data.errors import DataError
 from mfff.data.stats import N_ELEMENTS
+from mfff.errors import UserError
 from mfff.model.interfaces import Backbone, Head
 
 
@@ -32,14 +32,14 @@ class Potential(nn.Module):
         if self.known_elements.any() and not bool(self.known_elements[numbers].all()):
             unknown = sorted({int(z) for z in numbers[~self.known_elements[numbers]]})
             known = [chemical_symbols[z] for z in torch.nonzero(self.known_elements).flatten().tolist()]
-            raise DataError(
+            raise UserError(
                 f"element(s) {', '.join(chemical_symbols[z] for z in unknown)} never appeared in this "
                 f"model's training data ({', '.join(known)}); it cannot predict them"
             )
 
     def head_index(self, fidelity: str) -> int:
         if fidelity not in self.heads:
-            raise DataError(f"the model has no head for fidelity {fidelity!r}; its heads are {', '.join(self.heads)}")
+            raise UserError(f"the model has no head for fidelity {fidelity!r}; its heads are {', '.join(self.heads)}")
         return self.fidelities.index(fidelity)
 
     def forward(self, batch: Batch, compute_forces: bool = True, head: str | None = None) -> dict[str, torch.Tensor]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from mfff.data.errors import DataError
+from mfff.errors import UserError
 from mfff.train.checkpoints import check_compatible, read_checkpoint
 from mfff.train.fidelity import Fidelity
 from mfff.train.module import MultiFidelityModule, reference_scale
@@ -32,7 +32,7 @@ class FromScratch:
     def check(self, model_cfg: dict, fidelities: list[Fidelity]) -> None:
         loading = [f.name for f in fidelities if f.head != type(f.head)()]
         if loading:
-            raise DataError(f"head {loading[0]!r} starts from a checkpoint, but this stage has none to load")
+            raise UserError(f"head {loading[0]!r} starts from a checkpoint, but this stage has none to load")
 
     def initialise(self, module: MultiFidelityModule, fidelities: list[Fidelity], stats: dict[str, dict]) -> None:
         for fidelity in fidelities:
@@ -63,7 +63,7 @@ class FromCheckpoint:
         for fidelity in fidelities:
             for name in fidelity.head.checkpoint_heads():
                 if name not in self.heads:
-                    raise DataError(
+                    raise UserError(
                         f"head {fidelity.name!r} starts from head {name!r}, which is not a head of {self.checkpoint}; "
                         f"its heads are {', '.join(self.heads)}"
                     )

@@ -11,7 +11,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 from torch import Tensor
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
-from mfff.errors import ConfigError
+from mfff.errors import UserError
 
 
 class EMA(WeightAveraging):
@@ -32,14 +32,14 @@ class EMA(WeightAveraging):
 
     def __init__(self, decay: float | None = None, sigma_rel: float | None = None):
         if (decay is None) == (sigma_rel is None):
-            raise ConfigError(
+            raise UserError(
                 f"callbacks.ema: give exactly one of decay (e.g. 0.99) and sigma_rel (e.g. 0.1), got decay={decay}, "
                 f"sigma_rel={sigma_rel}; e.g. callbacks.ema.decay=0.99 callbacks.ema.sigma_rel=null"
             )
         if decay is not None and not 0.0 < decay < 1.0:
-            raise ConfigError(f"callbacks.ema.decay={decay}: must lie between 0 and 1 (e.g. 0.99)")
+            raise UserError(f"callbacks.ema.decay={decay}: must lie between 0 and 1 (e.g. 0.99)")
         if sigma_rel is not None and not 0.0 < sigma_rel < 0.28:
-            raise ConfigError(f"callbacks.ema.sigma_rel={sigma_rel}: must lie between 0 and 0.28 (e.g. 0.1)")
+            raise UserError(f"callbacks.ema.sigma_rel={sigma_rel}: must lie between 0 and 0.28 (e.g. 0.1)")
         average = get_ema_multi_avg_fn(decay) if decay is not None else power_ema(power_ema_gamma(sigma_rel))
         super().__init__(multi_avg_fn=average, use_buffers=True)
         self.decay, self.sigma_rel = decay, sigma_rel
@@ -97,7 +97,7 @@ class EarlyStoppingAfterDecay(EarlyStopping):
 
     def __init__(self, *args, lr_fraction: float = 0.1, **kwargs):
         if not 0.0 < lr_fraction <= 1.0:
-            raise ConfigError(f"callbacks.early_stopping.lr_fraction={lr_fraction}: must lie in (0, 1] (e.g. 0.1)")
+            raise UserError(f"callbacks.early_stopping.lr_fraction={lr_fraction}: must lie in (0, 1] (e.g. 0.1)")
         super().__init__(*args, **kwargs)
         self.lr_fraction = lr_fraction
         self.peak_lr = 0.0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from mfff.data.errors import DataError
+from mfff.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -23,12 +23,12 @@ def resolve_checkpoint(source, key: str, prefer: str = "best") -> Path:
     """A .ckpt file, or a run dir of mfff-train: its best checkpoint (metrics.json's, else checkpoints/best.ckpt),
     or with prefer='last' its checkpoints/last.ckpt (to resume where it stopped)."""
     if source is None or str(source) in ("", "???"):
-        raise DataError(f"{key} is not set; give a run dir of mfff-train or a .ckpt file")
+        raise UserError(f"{key} is not set; give a run dir of mfff-train or a .ckpt file")
     path = Path(str(source)).expanduser()
     if path.is_file():
         return path
     if not path.is_dir():
-        raise DataError(f"{key}={path} does not exist; give a run dir of mfff-train or a .ckpt file")
+        raise UserError(f"{key}={path} does not exist; give a run dir of mfff-train or a .ckpt file")
     candidates = [path / "checkpoints" / "best.ckpt", path / "checkpoints" / "last.ckpt"]
     metrics = path / "metrics.json"
     if metrics.is_file():
@@ -40,7 +40,7 @@ def resolve_checkpoint(source, key: str, prefer: str = "best") -> Path:
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    raise DataError(
+    raise UserError(
         f"{key}={path} is a directory without a checkpoint (looked for {', '.join(str(c) for c in candidates)}); "
         "point it at a run dir of mfff-train that saved one, or at a .ckpt file"
     )
@@ -53,22 +53,22 @@ def read_checkpoint(path) -> dict:
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"checkpoint {path} does not exist; give a run dir of mfff-train or a .ckpt file")
+        raise UserError(f"checkpoint {path} does not exist; give a run dir of mfff-train or a .ckpt file")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if "Unsupported global" not in str(err):  # garbage, rather than pickled objects torch refuses
-            raise DataError(f"{path} is not a readable PyTorch checkpoint; was it written by mfff-train?") from None
-        raise DataError(
+            raise UserError(f"{path} is not a readable PyTorch checkpoint; was it written by mfff-train?") from None
+        raise UserError(
             f"{path} is not a checkpoint written by mfff-train: it holds Python objects beyond tensors and plain "
             "values, which mfff does not unpickle (that could run code from the file)"
         ) from None
     except Exception as err:  # torch raises various types for files that are no checkpoint at all
-        raise DataError(
+        raise UserError(
             f"{path} is not a readable PyTorch checkpoint ({type(err).__name__}); was it written by mfff-train?"
         ) from err
     if not isinstance(checkpoint, dict) or "model" not in checkpoint.get("hyper_parameters", {}):
-        raise DataError(f"{path} was not written by mfff-train (no model hyper-parameters inside)")
+        raise UserError(f"{path} was not written by mfff-train (no model hyper-parameters inside)")
     return checkpoint
 
 
@@ -96,12 +96,12 @@ def check_compatible(checkpoint: dict, model_cfg: dict, fidelities: list[str], p
     saved = checkpoint["hyper_parameters"]
     theirs, ours = architecture(saved["model"]), architecture(model_cfg)
     if theirs != ours:
-        raise DataError(
+        raise UserError(
             f"checkpoint {path} holds a different architecture:\n  checkpoint: {theirs}\n  config:     "
             f"{ours}\nuse the checkpoint's model/backbone and model/size, or another checkpoint"
         )
     if sorted(saved.get("fidelities", [])) != sorted(fidelities):
-        raise DataError(
+        raise UserError(
             f"checkpoint {path} has heads {saved.get('fidelities')} but the config trains {sorted(fidelities)}"
         )
 
@@ -132,7 +132,7 @@ def check_resume(checkpoint: dict, hparams: dict, path) -> None:
 
     changed = differences(fixed(saved), fixed(hparams))
     if changed:
-        raise DataError(
+        raise UserError(
             f"resume_from={path}: this run's settings differ from the checkpoint's, and resuming would keep the "
             "checkpoint's: " + "; ".join(changed) + ". Resume with the checkpoint's settings, or start a new run "
             f"from its weights with strategy=finetune strategy.from={path}"

@@ -20,6 +20,7 @@ TRAINER_INTEGERS = {
 
 def check_train_config(cfg: DictConfig) -> None:
     """The values every run uses (data settings are checked by the data module and its sources)."""
+    whole_number(cfg.seed, "seed", 0)
     positive_number(cfg.cutoff, "cutoff", "a positive distance in Å (the neighbour-list and model cutoff)")
     positive_number(cfg.optimizer.get("lr"), "optimizer.lr", "a positive learning rate, e.g. optimizer.lr=1e-3")
     for key, (minimum, allow_none) in TRAINER_INTEGERS.items():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from mfff.data.errors import DataError
+from mfff.errors import UserError
 from mfff.train.checkpoints import load_module
 from mfff.train.quiet import quiet_lightning
 from mfff.train.report import UNITS, metrics_table
@@ -24,12 +24,13 @@ def evaluate(cfg: DictConfig) -> dict:
     path = module.checkpoint_path
     fidelities = [f for f in cfg.data.sources if f in module.fidelities]
     if not fidelities:
-        raise DataError(
+        raise UserError(
             f"checkpoint {path} has heads {module.fidelities} but data.sources has "
             f"{list(cfg.data.sources)}: no fidelity in common to evaluate"
         )
     data = instantiate(
         cfg.data,
+        key="data",
         fidelities=fidelities,
         heads=module.fidelities,
         cutoff=module.potential.backbone.cutoff,

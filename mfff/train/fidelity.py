@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mfff.data.errors import DataError
+from mfff.errors import UserError
 
 ROLES = ("train", "eval")
 
@@ -69,4 +69,4 @@ def require_unique(fidelities: list[Fidelity], stage: str) -> None:
     names = [f.name for f in fidelities]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
-        raise DataError(f"stage {stage} names fidelity {repeated[0]!r} twice; each fidelity has one head")
+        raise UserError(f"stage {stage} names fidelity {repeated[0]!r} twice; each fidelity has one head")

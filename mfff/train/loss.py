@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mfff.errors import ConfigError
+from mfff.errors import UserError
 
 
 class MultiFidelityLoss(nn.Module):
@@ -29,7 +29,7 @@ class MultiFidelityLoss(nn.Module):
         per_fidelity = dict(per_fidelity or {})
         unknown = sorted(set(per_fidelity) - set(fidelities))
         if unknown:
-            raise ConfigError(f"loss.per_fidelity names {unknown} but the trained fidelities are {fidelities}")
+            raise UserError(f"loss.per_fidelity names {unknown} but the trained fidelities are {fidelities}")
         e = [float(per_fidelity.get(f, {}).get("energy_weight", energy_weight)) for f in fidelities]
         w = [float(per_fidelity.get(f, {}).get("forces_weight", forces_weight)) for f in fidelities]
         on = [float(trained is None or f in trained) for f in fidelities]

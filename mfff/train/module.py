@@ -7,8 +7,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mfff.data.batch import Batch
-from mfff.data.errors import DataError
-from mfff.errors import TrainingDiverged
+from mfff.errors import TrainingDiverged, UserError
 from mfff.model.potential import Potential
 from mfff.train.loss import MultiFidelityLoss
 from mfff.train.metrics import FidelityMetrics
@@ -110,7 +109,7 @@ class MultiFidelityModule(pl.LightningModule):
         """
         missing = sorted({f for names in stage_fidelities.values() for f in names} - set(self.fidelities))
         if missing:
-            raise DataError(
+            raise UserError(
                 f"fidelity {missing[0]!r} in the data has no head in this model (heads: "
                 f"{', '.join(self.fidelities)}); train a head for it or drop it from strategy.fidelities"
             )

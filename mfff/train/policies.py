@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 
 from torch import nn
 
-from mfff.data.errors import DataError
+from mfff.errors import UserError
 
 
 def freeze_prefixes(model: nn.Module, prefixes: list[str]) -> None:
@@ -65,7 +65,7 @@ class Partial(ParameterPolicy):
         n_blocks = len(potential.backbone.interactions)
         blocks = self.freeze_blocks
         if isinstance(blocks, bool) or not isinstance(blocks, int) or not 0 <= blocks <= n_blocks:
-            raise DataError(
+            raise UserError(
                 f"params.freeze_blocks={blocks!r} (strategy.params, or strategy.finetune.params) but the backbone has "
                 f"{n_blocks} interaction blocks; choose 0..{n_blocks}, or strategy/params=frozen_backbone"
             )

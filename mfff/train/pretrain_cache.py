@@ -66,7 +66,7 @@ def _data_settings(staged: DictConfig, names: list[str]) -> dict:
     settings["sources"] = {name: data["sources"][name] for name in sorted(names)}
     files = {}
     for name in names:
-        source = instantiate(staged.data.sources[name])
+        source = instantiate(staged.data.sources[name], key=f"data.sources.{name}")
         files.update({str(path): file_fingerprint(path) for path in source.data_files()})
     settings["files"] = dict(sorted(files.items()))
     return settings

@@ -12,8 +12,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import EarlyStopping
 
-from mfff.data.errors import DataError
-from mfff.errors import TrainingDiverged
+from mfff.errors import TrainingDiverged, UserError
 from mfff.train.builders import FromCheckpoint, FromScratch
 from mfff.train.callbacks import EarlyStoppingAfterDecay
 from mfff.train.checkpoints import check_compatible, check_resume, read_checkpoint, resolve_checkpoint
@@ -139,6 +138,7 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
     start = time.perf_counter()
     data = instantiate(
         cfg.data,
+        key="data",
         fidelities=stage.train,
         eval_fidelities=stage.evaluate,
         energy_only=stage.energy_only,
@@ -230,7 +230,7 @@ def _loss_for(cfg: DictConfig, stage: Stage) -> dict:
     per_fidelity = loss.get("per_fidelity") or {}
     unknown = sorted(set(per_fidelity) - set(cfg.data.sources))
     if unknown:
-        raise DataError(
+        raise UserError(
             f"loss.per_fidelity names {unknown}, which are not in data.sources ({', '.join(sorted(cfg.data.sources))})"
         )
     loss["per_fidelity"] = {f: dict(w) for f, w in per_fidelity.items() if f in stage.heads}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from mfff.data.errors import DataError
+from mfff.errors import UserError
 from mfff.train.builders import FromCheckpoint, pretrain_record
 from mfff.train.checkpoints import resolve_checkpoint
 from mfff.train.checks import check_train_config
@@ -35,7 +35,7 @@ def _require_sources(cfg: DictConfig, names: list[str], key: str) -> None:
     available = sorted(cfg.data.sources)
     for name in names:
         if name not in available:
-            raise DataError(
+            raise UserError(
                 f"{key} names fidelity {name!r}, which has no source in data.sources ({', '.join(available)}); "
                 "add a source for it or pick one of those"
             )
@@ -69,7 +69,7 @@ class Strategy:
         self.name = name or self.name
         self.fidelities = sorted(str(f) for f in fidelities)
         if not self.fidelities:
-            raise DataError(f"strategy={self.name} has no fidelities to train on (strategy.fidelities)")
+            raise UserError(f"strategy={self.name} has no fidelities to train on (strategy.fidelities)")
         self.deltas = {"trainer": trainer, "optimizer": optimizer, "scheduler": scheduler}
 
     def describe(self) -> dict:
@@ -130,7 +130,7 @@ class MultiHead(Joint):
     def __init__(self, fidelities: list[str], use_forces: bool = True, sampling=None, **common):
         super().__init__(fidelities, use_forces, sampling, **common)
         if len(self.fidelities) < 2:
-            raise DataError(
+            raise UserError(
                 f"strategy=multihead needs at least two fidelities, got {self.fidelities} "
                 "(fidelities / strategy.fidelities); use strategy=scratch for one"
             )
@@ -142,7 +142,7 @@ REFERENCE_CHOICES = {"refit": False, "keep": True}  # whether E0 is kept from th
 
 def _choice(value: str, choices: dict, key: str) -> bool:
     if value not in choices:
-        raise DataError(f"{key}={value!r} is unknown; choose one of {', '.join(choices)}")
+        raise UserError(f"{key}={value!r} is unknown; choose one of {', '.join(choices)}")
     return choices[value]
 
 
@@ -186,7 +186,7 @@ class Finetune(Strategy):
         self.lr_scale = positive_number(lr_scale, "lr_scale (strategy.lr_scale, or strategy.finetune.lr_scale)")
         unknown = sorted(set(source) - {"from"})
         if unknown:
-            raise DataError(f"strategy={self.name} has no option {unknown[0]!r}")
+            raise UserError(f"strategy={self.name} has no option {unknown[0]!r}")
         self.fidelity, self.source = str(fidelity), source.get("from")
         self.params = params if params is not None else Full()
         self.head, self.reference, self.source_head = head, reference, source_head
@@ -210,14 +210,14 @@ class Finetune(Strategy):
         heads = builder.heads
         if self.source_head is not None:
             if self.source_head not in heads:
-                raise DataError(f"strategy.source_head={self.source_head!r} is not a head of {builder.checkpoint}; "
+                raise UserError(f"strategy.source_head={self.source_head!r} is not a head of {builder.checkpoint}; "
                                 f"its heads are {', '.join(heads)}")  # fmt: skip
             return self.source_head
         if self.fidelity in heads:
             return self.fidelity
         if len(heads) == 1:
             return heads[0]
-        raise DataError(
+        raise UserError(
             f"{builder.checkpoint} has heads {', '.join(heads)}; name the one to start from with "
             "strategy.source_head=<fidelity>"
         )

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mfff.errors import ConfigError, UserInputError
+from mfff.errors import UserError
 
 
-def require_writable(directory: Path, key: str, error: type[UserInputError] = ConfigError, example: str = "") -> None:
+def require_writable(directory: Path, key: str, error: type[UserError] = UserError, example: str = "") -> None:
     """Create `directory` (and its parents) and write a probe file there, or raise `error` naming `key`."""
     try:
         directory.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mfff.errors import ConfigError
+from mfff.errors import UserError
 
 ENV_VARIABLE = "OMP_NUM_THREADS"
 
@@ -93,7 +93,7 @@ def choose_threads(requested="auto", processes: int = 1, workers: int = 0, key: 
         except (TypeError, ValueError):
             threads = 0
         if threads < 1 or str(threads) != str(requested).strip():
-            raise ConfigError(f"{key}={requested!r} must be 'auto' or a positive whole number of threads")
+            raise UserError(f"{key}={requested!r} must be 'auto' or a positive whole number of threads")
         return ThreadChoice(threads, f"{key}={threads}")
     if os.environ.get(ENV_VARIABLE, "").strip().isdigit() and int(os.environ[ENV_VARIABLE]) > 0:
         return ThreadChoice(int(os.environ[ENV_VARIABLE]), f"{ENV_VARIABLE} is set")

@@ -1,24 +1,40 @@
-"""Checked config numbers: a clear ConfigError naming the key instead of a failure deep inside torch."""
+"""Checked config numbers: a clear UserError naming the key instead of a failure deep inside torch."""
 
 from __future__ import annotations
 
+import inspect
 import math
 
-from mfff.errors import ConfigError
+from mfff.errors import UserError
 
 
 def whole_number(value, key: str, minimum: int, allow_none: bool = False) -> int | None:
-    """`value` as an int >= minimum, or a ConfigError naming `key`."""
+    """`value` as an int >= minimum, or a UserError naming `key`."""
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-        raise ConfigError(f"{key}={value!r} must be a whole number >= {minimum}")
+        raise UserError(f"{key}={value!r} must be a whole number >= {minimum}")
     if int(value) < minimum:
-        raise ConfigError(f"{key}={value!r} must be >= {minimum}")
+        raise UserError(f"{key}={value!r} must be >= {minimum}")
     return int(value)
 
 
 def positive_number(value, key: str, what: str = "a positive number") -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{key}={value!r} must be {what}")
+        raise UserError(f"{key}={value!r} must be {what}")
     return float(value)
+
+
+def options_for(function, options: dict, key: str) -> dict:
+    """`options` checked against `function`'s keyword arguments: a missing or unknown one is a UserError naming
+    `key.<option>` and the options there are."""
+    parameters = inspect.signature(function).parameters
+    named = {n: p for n, p in parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    unknown = sorted(set(options) - set(named))
+    if unknown and not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        raise UserError(f"{key}.{unknown[0]} is not an option; the options are {', '.join(named)}")
+    missing = [n for n, p in named.items() if p.default is p.empty and n not in options]
+    if missing:
+        required = ", ".join(n for n, p in named.items() if p.default is p.empty)
+        raise UserError(f"{key}.{missing[0]} is missing; {key} needs {required} (the others are optional)")
+    return options

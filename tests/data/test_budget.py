@@ -3,7 +3,7 @@
 import hydra
 import pytest
 
-from mfff.data.errors import DataError
+from mfff.errors import UserError
 from tests.helpers import compose_config
 
 
@@ -55,12 +55,12 @@ def test_cost_budget_spends_within_the_budget():
     ],
 )
 def test_budgets_the_data_cannot_meet_are_named(budget, message):
-    with pytest.raises(DataError, match=message):
+    with pytest.raises(UserError, match=message):
         _data(f"+data.budget={budget}")
 
 
 def test_budget_and_explicit_size_conflict():
-    with pytest.raises(DataError, match="remove data.sources.dft.n_train"):
+    with pytest.raises(UserError, match="remove data.sources.dft.n_train"):
         _data("+data.budget={expensive: dft, cheap: gfn2, total: 10, fraction: 0.5}", "data.sources.dft.n_train=5")
 
 
@@ -76,11 +76,11 @@ def test_pretraining_pool_can_exclude_the_molecules_with_dft_labels():
 def test_molecule_lists_select_and_are_checked():
     data = _data("+data.sources.gfn2.molecules=[C2H2,HCN]", fidelities=("gfn2",))
     assert {s.group for s in data.sources["gfn2"].train} == {"C2H2", "HCN"}
-    with pytest.raises(DataError, match="name \\['Unobtainium'\\], which are not in the training pool"):
+    with pytest.raises(UserError, match="name \\['Unobtainium'\\], which are not in the training pool"):
         _data("+data.sources.gfn2.exclude_molecules=[Unobtainium]", fidelities=("gfn2",))
 
 
 def test_excluding_the_molecules_of_itself_or_of_nothing_is_refused():
     for target in ("gfn2", "xtb"):
-        with pytest.raises(DataError, match=f"exclude_molecules_of names '{target}'; name other sources"):
+        with pytest.raises(UserError, match=f"exclude_molecules_of names '{target}'; name other sources"):
             _data(f"+data.sources.gfn2.exclude_molecules_of=[{target}]", fidelities=("gfn2",))

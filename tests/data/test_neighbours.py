@@ -6,8 +6,8 @@ import torch
 from ase.build import bulk, molecule
 from ase.neighborlist import neighbor_list as ase_neighbor_list
 
-from mfff.data.errors import DataError
 from mfff.data.neighbours import has_torch_cluster, neighbour_list
+from mfff.errors import UserError
 
 # torch-cluster is optional (it compiles against the installed torch); .ci/run installs it and runs this file again
 BACKENDS = ("torch", "vesin", *(("torch_cluster",) if has_torch_cluster() else ()))
@@ -65,7 +65,7 @@ def test_vesin_periodic_matches_ase():
 
 
 def test_molecule_only_backends_refuse_periodic_cells():
-    with pytest.raises(DataError, match="data.neighbours=torch handles molecules only.*use data.neighbours=vesin"):
+    with pytest.raises(UserError, match="data.neighbours=torch handles molecules only.*use data.neighbours=vesin"):
         neighbour_list(
             torch.zeros(2, 3),
             torch.zeros(2, dtype=torch.long),
@@ -77,5 +77,5 @@ def test_molecule_only_backends_refuse_periodic_cells():
 
 
 def test_unknown_backend():
-    with pytest.raises(DataError, match="unknown neighbour-list backend 'kdtree'"):
+    with pytest.raises(UserError, match="unknown neighbour-list backend 'kdtree'"):
         neighbour_list(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), 2.0, "kdtree")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from ase import Atoms
 
-from mfff.data.errors import DataError
 from mfff.data.readers import ANIReader, ASEReader, NpzReader
+from mfff.errors import UserError
 
 KCAL_MOL_IN_EV = 0.0433641  # 1 kcal/mol = 4.184 kJ/mol / 96.4853 kJ/mol per eV
 HARTREE_IN_EV = 27.211386
@@ -42,7 +42,7 @@ def test_rmd17_npz_layout(tmp_path):
 
 def test_npz_with_unknown_layout(tmp_path):
     np.savez(tmp_path / "x.npz", pos=np.zeros((1, 1, 3)))
-    with pytest.raises(DataError, match="expected the sGDML/rMD17 keys z/R/E/F or nuclear_charges/coords"):
+    with pytest.raises(UserError, match="expected the sGDML/rMD17 keys z/R/E/F or nuclear_charges/coords"):
         NpzReader(tmp_path / "x.npz").read()
 
 
@@ -65,7 +65,7 @@ def test_ani_hdf5_hartree_and_nan_masking(tmp_path):
     cc = ANIReader(path, energy_key="ccsd(t)_cbs.energy", forces_key=None).read()
     assert len(cc) == 1 and cc[0].energy == pytest.approx(-40.6 * HARTREE_IN_EV, rel=1e-6) and cc[0].forces is None
     assert cc[0].group == "C1H4"
-    with pytest.raises(DataError, match="energy property 'b3lyp.energy' \\(reader.energy_key\\) is in no group"):
+    with pytest.raises(UserError, match="energy property 'b3lyp.energy' \\(reader.energy_key\\) is in no group"):
         ANIReader(path, energy_key="b3lyp.energy").read()
 
 
@@ -88,7 +88,7 @@ def test_extxyz_per_fidelity_keys_and_units(tmp_path):
     assert dft[0].forces[1, 2] == pytest.approx(0.5 * HARTREE_IN_EV / BOHR_IN_A, rel=1e-5)
     cc = ASEReader(path, energy_key="energy_cc", forces_key=None).read()
     assert len(cc) == 2 and cc[0].group == "water"
-    with pytest.raises(DataError, match="energy label key 'energy_pbe' \\(reader.energy_key\\) was not found in"):
+    with pytest.raises(UserError, match="energy label key 'energy_pbe' \\(reader.energy_key\\) was not found in"):
         ASEReader(path, energy_key="energy_pbe", forces_key=None).read()
     with pytest.raises(ValueError, match="unknown energy unit 'Ry' in reader.energy_unit"):
         ASEReader(path, energy_unit="Ry")

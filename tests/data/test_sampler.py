@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from torch.utils.data.distributed import DistributedSampler
 
-from mfff.data.errors import DataError
 from mfff.data.sampler import Composition, EpochCounter, MixedBatchSampler
+from mfff.errors import UserError
 
 SIZES = {"dft": 40, "gfn2": 400}
 OFFSETS = {"dft": 0, "gfn2": 40}
@@ -92,5 +92,5 @@ def _padded(composition, steps):
     ],
 )
 def test_bad_sampling_settings_are_named(kwargs, message):
-    with pytest.raises(DataError, match=message):
+    with pytest.raises(UserError, match=message):
         Composition(SIZES, 16, **kwargs)

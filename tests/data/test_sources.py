@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from mfff.data.datamodule import MultiFidelityDataModule
-from mfff.data.errors import DataError
 from mfff.data.readers import ASEReader
 from mfff.data.sources import FidelitySource
+from mfff.errors import UserError
 
 
 def _source(path, **kwargs):
@@ -58,17 +58,17 @@ def test_statistics_come_from_the_training_split(emt_extxyz):
 
 
 def test_n_train_larger_than_the_data(emt_extxyz):
-    with pytest.raises(DataError, match="data.sources.emt.n_train=5000 but only 98 training structures remain"):
+    with pytest.raises(UserError, match="data.sources.emt.n_train=5000 but only 98 training structures remain"):
         _source(emt_extxyz, split="random", n_train=5000, n_val=10).setup()
 
 
 def test_empty_split(emt_extxyz):
-    with pytest.raises(DataError, match="the test split of data.sources.emt .* is empty"):
+    with pytest.raises(UserError, match="the test split of data.sources.emt .* is empty"):
         _source(emt_extxyz, split="random", test_fraction=0.0).setup()
 
 
 def test_predefined_split_needs_tags(emt_extxyz):
-    with pytest.raises(DataError, match="split=predefined but .* has no split tags; use split=random"):
+    with pytest.raises(UserError, match="split=predefined but .* has no split tags; use split=random"):
         _source(emt_extxyz, split="predefined").setup()
 
 
@@ -94,7 +94,7 @@ def test_datamodule_mixes_sources_and_masks_missing_forces(emt_extxyz):
 
 
 def test_unknown_fidelity_in_datamodule(emt_extxyz):
-    with pytest.raises(DataError, match="fidelity 'dft' \\(strategy\\) has no source in data.sources"):
+    with pytest.raises(UserError, match="fidelity 'dft' \\(strategy\\) has no source in data.sources"):
         MultiFidelityDataModule({"emt": _source(emt_extxyz)}, fidelities=["dft"])
 
 
@@ -149,26 +149,26 @@ def test_a_val_tag_in_one_file_is_the_validation_set(emt_extxyz, tmp_path):
 
 def test_bad_file_settings(emt_extxyz, tmp_path):
     files = _split_files(emt_extxyz, tmp_path)
-    with pytest.raises(DataError, match="data.sources.emt names both reader.path .* and train/val/test files"):
+    with pytest.raises(UserError, match="data.sources.emt names both reader.path .* and train/val/test files"):
         FidelitySource("emt", ASEReader(emt_extxyz), train=files["train"])
-    with pytest.raises(DataError, match="data.sources.emt has no data: set data.sources.emt.reader.path"):
+    with pytest.raises(UserError, match="data.sources.emt has no data: set data.sources.emt.reader.path"):
         FidelitySource("emt", ASEReader(None))
-    with pytest.raises(DataError, match="need a training file too: set data.sources.emt.train"):
+    with pytest.raises(UserError, match="need a training file too: set data.sources.emt.train"):
         FidelitySource("emt", ASEReader(None), test=files["test"])
-    with pytest.raises(DataError, match="data.sources.emt.n_val=50 but the validation set of .* has 16 structures"):
+    with pytest.raises(UserError, match="data.sources.emt.n_val=50 but the validation set of .* has 16 structures"):
         _file_source(files, n_val=50).setup()
 
 
 def test_n_val_that_leaves_nothing_to_train_on_blames_n_val(emt_extxyz, tmp_path):
     frames = ase.io.read(emt_extxyz, ":")[:50]
     ase.io.write(tmp_path / "small.extxyz", frames)
-    with pytest.raises(DataError, match="n_val=50 takes 50 of the 50 structures .* leaving none to train on"):
+    with pytest.raises(UserError, match="n_val=50 takes 50 of the 50 structures .* leaving none to train on"):
         _file_source({"train": str(tmp_path / "small.extxyz"), "test": str(emt_extxyz)}, n_val=50).setup()
 
 
 @pytest.mark.parametrize("value", [-5, 0, 2.5, "ten"])
 def test_sizes_must_be_counts_or_fractions(emt_extxyz, value):
-    with pytest.raises(DataError, match=f"data.sources.emt.n_train={value!r} must be"):
+    with pytest.raises(UserError, match=f"data.sources.emt.n_train={value!r} must be"):
         _source(emt_extxyz, n_train=value)
 
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from mfff.data.errors import DataError
 from mfff.data.stats import average_neighbours, fit_reference_energies, force_rms
 from mfff.data.structure import Structure
+from mfff.errors import UserError
 
 
 def _structure(numbers, energy, forces=None):
@@ -39,7 +39,7 @@ def test_single_molecule_gives_finite_minimum_norm_solution():
 
 
 def test_e0_needs_energy_labels():
-    with pytest.raises(DataError, match="no energy labels in the training split"):
+    with pytest.raises(UserError, match="no energy labels in the training split"):
         fit_reference_energies([_structure([1, 1], float("nan"))])
 
 

@@ -6,7 +6,7 @@ import ase.io
 import numpy as np
 import pytest
 
-from mfff.label.errors import LabelConfigError
+from mfff.errors import UserError
 from mfff.label.pipeline import LabelJob
 from mfff.label.shards import LabelShard
 from mfff.label.summary import format_summary, summarize
@@ -115,12 +115,12 @@ def test_shard_from_another_method_is_refused(tmp_path):
     shard.add({"conformer_id": 3, "ok": True, "energy": -1.0, "cpu_s": 0.1})
     again = LabelShard(tmp_path / "0000.json", "gfn2", "H2CO", "GFN2-xTB (x)", [3, 1])
     assert again.pending == [1] and again.records[3]["energy"] == -1.0
-    with pytest.raises(LabelConfigError, match="was made with method 'GFN2-xTB \\(x\\)'.*new label.work_dir"):
+    with pytest.raises(UserError, match="was made with method 'GFN2-xTB \\(x\\)'.*new label.work_dir"):
         LabelShard(tmp_path / "0000.json", "gfn2", "H2CO", "GFN1-xTB (y)", [3, 1])
-    with pytest.raises(LabelConfigError, match="covers other conformers"):
+    with pytest.raises(UserError, match="covers other conformers"):
         LabelShard(tmp_path / "0000.json", "gfn2", "H2CO", "GFN2-xTB (x)", [3, 2])
     (tmp_path / "0000.json").write_text('{"records": [')
-    with pytest.raises(LabelConfigError, match="0000.json is unreadable"):
+    with pytest.raises(UserError, match="0000.json is unreadable"):
         LabelShard(tmp_path / "0000.json", "gfn2", "H2CO", "GFN2-xTB (x)", [3, 1])
 
 

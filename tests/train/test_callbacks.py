@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from mfff.errors import ConfigError
+from mfff.errors import UserError
 from mfff.train.callbacks import EMA, EarlyStoppingAfterDecay, power_ema, power_ema_gamma
 from tests.train.conftest import train_quick
 
@@ -50,7 +50,7 @@ def test_power_ema_copies_flags_instead_of_averaging_them():
     ],
 )
 def test_ema_settings_are_checked(settings, message):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(UserError, match=message):
         EMA(**settings)
 
 
@@ -98,7 +98,7 @@ def test_without_a_schedule_early_stopping_counts_from_the_start():
 
 
 def test_early_stopping_after_decay_refuses_a_bad_fraction():
-    with pytest.raises(ConfigError, match="lr_fraction=0"):
+    with pytest.raises(UserError, match="lr_fraction=0"):
         EarlyStoppingAfterDecay(monitor="val/loss", lr_fraction=0)
 
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from ase.build import molecule
 
-from mfff.data.errors import DataError
 from mfff.data.readers import ASEReader
+from mfff.errors import UserError
 from mfff.model.backbones import SchNet
 from mfff.model.heads import MLPHead
 from mfff.model.potential import Potential
@@ -26,7 +26,7 @@ def _cli(module, args, cwd):
 
 
 def test_missing_data_file(tmp_path):
-    with pytest.raises(DataError, match="data file .*nope.extxyz \\(from reader.path\\) does not exist"):
+    with pytest.raises(UserError, match="data file .*nope.extxyz \\(from reader.path\\) does not exist"):
         ASEReader(tmp_path / "nope.extxyz").read()
 
 
@@ -35,14 +35,14 @@ def test_nan_positions(tmp_path):
     atoms.positions[1, 0] = np.nan
     atoms.info["energy"] = -1.0
     ase.io.write(tmp_path / "bad.extxyz", atoms)
-    with pytest.raises(DataError, match="structure 0 in .*bad.extxyz has non-finite \\(NaN/inf\\) positions"):
+    with pytest.raises(UserError, match="structure 0 in .*bad.extxyz has non-finite \\(NaN/inf\\) positions"):
         ASEReader(tmp_path / "bad.extxyz", forces_key=None).read()
 
 
 def test_element_never_seen_in_training():
     potential = Potential(SchNet(n_features=8, n_interactions=1), {"dft": MLPHead(8)}).double().eval()
     potential.mark_known_elements([1, 6, 8])
-    with pytest.raises(DataError, match="element\\(s\\) N never appeared in this model's training data \\(H, C, O\\)"):
+    with pytest.raises(UserError, match="element\\(s\\) N never appeared in this model's training data \\(H, C, O\\)"):
         potential(physics.batch_of([molecule("H3CNH2")], 5.0))
 
 
@@ -54,19 +54,19 @@ def test_fidelity_without_head():
         },
         ["gfn1", "gfn2"],
     )
-    with pytest.raises(DataError, match="fidelity 'dft' in the data has no head in this model \\(heads: gfn1, gfn2\\)"):
+    with pytest.raises(UserError, match="fidelity 'dft' in the data has no head in this model \\(heads: gfn1, gfn2\\)"):
         module.bind_data({"train": ["gfn2"], "val": ["dft", "gfn2"]})
-    with pytest.raises(DataError, match="the model has no head for fidelity 'cc'; its heads are gfn1, gfn2"):
+    with pytest.raises(UserError, match="the model has no head for fidelity 'cc'; its heads are gfn1, gfn2"):
         module.potential.head_index("cc")
 
 
 def test_multihead_needs_two_fidelities():
-    with pytest.raises(DataError, match="strategy=multihead needs at least two fidelities"):
+    with pytest.raises(UserError, match="strategy=multihead needs at least two fidelities"):
         MultiHead(["dft"])
 
 
 def test_missing_checkpoint(tmp_path):
-    with pytest.raises(DataError, match="checkpoint .*missing.ckpt does not exist"):
+    with pytest.raises(UserError, match="checkpoint .*missing.ckpt does not exist"):
         read_checkpoint(tmp_path / "missing.ckpt")
 
 
@@ -99,8 +99,12 @@ def test_cli_unknown_reader(tmp_path):
         ],
         tmp_path,
     )
-    assert result.returncode != 0
-    assert "Error locating target 'mfff.data.readers.NoSuchReader'" in result.stderr
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1] == (
+        "mfff-train: error: data.sources.gfn2.reader._target_=mfff.data.readers.NoSuchReader cannot be imported; "
+        "check the class path (for example mfff.data.readers.ASEReader)"
+    )
+    assert "Traceback" not in result.stderr
 
 
 def test_cli_unknown_fidelity_for_scratch(tmp_path):
@@ -144,5 +148,5 @@ def test_checkpoint_loads_with_its_reference_energies(multihead_run):
 def test_loss_weight_for_a_fidelity_that_is_no_source(tmp_path):
     from tests.train.conftest import train_quick
 
-    with pytest.raises(DataError, match="loss.per_fidelity names \\['dfft'\\], which are not in data.sources"):
+    with pytest.raises(UserError, match="loss.per_fidelity names \\['dfft'\\], which are not in data.sources"):
         train_quick(tmp_path, "+loss.per_fidelity={dfft: {energy_weight: 2.0}}", epochs=1)

@@ -5,12 +5,13 @@ import json
 import pytest
 import torch
 
-from mfff.data.errors import DataError
 from mfff.data.stats import N_ELEMENTS
+from mfff.errors import UserError
 from mfff.train.checkpoints import resolve_checkpoint
 from mfff.train.module import MultiFidelityModule
 from mfff.train.strategies import Finetune
-from tests.train.conftest import train_quick
+from tests.helpers import assert_sane_scale, compose_config, trivial_errors
+from tests.train.conftest import quick_overrides, train_quick
 
 
 def _state(path) -> dict:
@@ -114,15 +115,18 @@ def test_cross_method_finetune_xtb_to_dft_works_out_of_the_box(pretrained_gfn2, 
     kept = _finetune(tmp_path / "keep", pretrained_gfn2, "strategy.head=reuse", "strategy.reference=keep", epochs=3)
     refit_error = refit["metrics"]["test"]["dft"]["energy_mae"]  # meV
     kept_error = kept["metrics"]["test"]["dft"]["energy_mae"]
-    assert refit_error < 5_000, refit_error
-    assert kept_error > 100 * refit_error, (kept_error, refit_error)
+    cfg = compose_config("train", quick_overrides(tmp_path, ("dft",), n_train=32))
+    e0_only = trivial_errors(cfg, "dft")["energy_mae"]  # E0 fitted on the same 32 DFT labels, nothing learned
+    assert refit_error < 1.5 * e0_only, (refit_error, e0_only)
+    assert kept_error > 100 * e0_only, (kept_error, e0_only)
 
 
 def test_eval_pretrain_measures_forgetting_with_the_untouched_pretrained_head(pretrained_gfn2, tmp_path):
     metrics = _finetune(tmp_path, pretrained_gfn2, "strategy.eval_pretrain=true", fidelities=("dft", "gfn2"))
     assert metrics["n_train"] == {"gfn2": 64, "dft": 32}  # the pre-training labels count too
+    trivial = trivial_errors(compose_config("train", quick_overrides(tmp_path, ("gfn2",))), "gfn2")["forces_mae"]
     for stage in ("val", "test"):
-        assert metrics["metrics"][stage]["gfn2"]["forces_mae"] > 0
+        assert_sane_scale(metrics["metrics"][stage]["gfn2"]["forces_mae"], trivial, f"{stage} gfn2 forces")
     before, after = _state(resolve_checkpoint(pretrained_gfn2[0], "strategy.from")), _state(metrics["best_checkpoint"])
     assert _same(before, after, "potential.heads.gfn2.")
     assert _differs(before, after, "potential.backbone.embedding.")
@@ -134,31 +138,31 @@ def test_eval_pretrain_measures_forgetting_with_the_untouched_pretrained_head(pr
 
 
 def test_strategy_from_pointing_at_nothing(tmp_path):
-    with pytest.raises(DataError, match="strategy.from=.*does not exist"):
+    with pytest.raises(UserError, match="strategy.from=.*does not exist"):
         resolve_checkpoint(tmp_path / "nope", "strategy.from")
-    with pytest.raises(DataError, match="is a directory without a checkpoint"):
+    with pytest.raises(UserError, match="is a directory without a checkpoint"):
         resolve_checkpoint(tmp_path, "strategy.from")
-    with pytest.raises(DataError, match="strategy.from is not set"):
+    with pytest.raises(UserError, match="strategy.from is not set"):
         resolve_checkpoint("???", "strategy.from")
 
 
 def test_finetune_to_a_fidelity_absent_from_the_data(pretrained_gfn2, tmp_path):
-    with pytest.raises(DataError, match="strategy.fidelity names fidelity 'ccsdt', which has no source"):
+    with pytest.raises(UserError, match="strategy.fidelity names fidelity 'ccsdt', which has no source"):
         _finetune(tmp_path, pretrained_gfn2, "data.fidelity=ccsdt")
 
 
 def test_mismatched_architecture_names_both_configs(pretrained_gfn2, tmp_path):
-    with pytest.raises(DataError, match="different architecture") as error:
+    with pytest.raises(UserError, match="different architecture") as error:
         _finetune(tmp_path, pretrained_gfn2, "model/size=m")
     assert "'n_features': 32" in str(error.value) and "'n_features': 64" in str(error.value)
 
 
 def test_missing_head_and_bad_options_are_named(pretrained_gfn2, tmp_path):
-    with pytest.raises(DataError, match="strategy.source_head='cc' is not a head of .*; its heads are gfn2"):
+    with pytest.raises(UserError, match="strategy.source_head='cc' is not a head of .*; its heads are gfn2"):
         _finetune(tmp_path, pretrained_gfn2, "strategy.source_head=cc")
-    with pytest.raises(DataError, match="params.freeze_blocks=7 .* but the backbone has 3 interaction blocks"):
+    with pytest.raises(UserError, match="params.freeze_blocks=7 .* but the backbone has 3 interaction blocks"):
         _finetune(tmp_path, pretrained_gfn2, "strategy/params=partial", "strategy.params.freeze_blocks=7")
-    with pytest.raises(DataError, match="strategy.head='most' is unknown; choose one of reuse, new"):
+    with pytest.raises(UserError, match="strategy.head='most' is unknown; choose one of reuse, new"):
         _finetune(tmp_path, pretrained_gfn2, "strategy.head=most")
 
 

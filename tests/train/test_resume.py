@@ -5,7 +5,7 @@ import csv
 
 import pytest
 
-from mfff.data.errors import DataError
+from mfff.errors import UserError
 from mfff.train.evaluate import evaluate
 from mfff.train.run import train
 from tests.helpers import compose_config
@@ -50,7 +50,7 @@ def test_resume_from_the_run_dir_continues_history_and_length(first_run, tmp_pat
 )
 def test_resume_refuses_settings_the_checkpoint_would_override(first_run, tmp_path, override, difference):
     run_dir, _ = first_run
-    with pytest.raises(DataError) as error:
+    with pytest.raises(UserError) as error:
         _train(tmp_path, f"resume_from={run_dir}", override, epochs=3)
     assert difference in str(error.value)
     assert "start a new run from its weights with strategy=finetune" in str(error.value)

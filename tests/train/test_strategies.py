@@ -16,8 +16,8 @@ from mfff.train.loss import MultiFidelityLoss
 from mfff.train.pretrain_cache import PretrainCache
 from mfff.train.run import train
 from mfff.train.stage import StageResult
-from tests.helpers import compose_config
-from tests.train.conftest import QUICK, train_quick
+from tests.helpers import compose_config, trivial_errors
+from tests.train.conftest import QUICK, quick_overrides, train_quick
 
 
 def _emt_run(tmp_path, path, use_forces: bool) -> dict:
@@ -100,7 +100,9 @@ def test_energy_only_fidelity_head_learns_from_energies(tmp_path):
         tmp_path, "strategy=multihead", "strategy.fidelities=[cc,dft]", fidelities=("cc", "dft"), n_train=32, epochs=2
     )
     assert "forces_mae" not in metrics["metrics"]["test"]["cc"]
-    assert metrics["metrics"]["test"]["cc"]["energy_per_atom_mae"] < 1000  # meV/atom: E0 fitted on CCSD(T)
+    cfg = compose_config("train", quick_overrides(tmp_path, ("cc", "dft"), n_train=32))
+    trivial = trivial_errors(cfg, "cc")["energy_per_atom_mae"]  # E0 fitted on the CCSD(T) energies alone
+    assert metrics["metrics"]["test"]["cc"]["energy_per_atom_mae"] < trivial
 
 
 def _build_once(root, marker_dir, started):

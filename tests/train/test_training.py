@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 from mfff.train.metrics import METRIC_NAMES
-from tests.train.conftest import train_quick
+from tests.helpers import assert_sane_scale, compose_config, trivial_errors
+from tests.train.conftest import quick_overrides, train_quick
 
 
 def _epoch_losses(run_dir):
@@ -31,6 +32,11 @@ def test_loss_decreases_and_metrics_json_is_complete(multihead_run):
             values = metrics["metrics"][stage][fidelity]
             assert set(values) == set(METRIC_NAMES), (stage, fidelity)
             assert all(math.isfinite(v) and v > 0 for v in values.values())
+            assert values["forces_mae"] <= values["forces_rmse"] and values["energy_mae"] <= values["energy_rmse"]
+    for fidelity in ("gfn1", "gfn2"):
+        trivial = trivial_errors(compose_config("train", quick_overrides(run_dir, ("gfn1", "gfn2"))), fidelity)
+        for name in ("forces_mae", "energy_per_atom_mae"):
+            assert_sane_scale(metrics["metrics"]["test"][fidelity][name], trivial[name], f"{fidelity} {name}")
     assert (run_dir / "checkpoints" / "best.ckpt").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
 
 

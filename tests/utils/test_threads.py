@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mfff.errors import ConfigError
+from mfff.errors import UserError
 from mfff.utils import threads
 from mfff.utils.threads import cgroup_cpu_quota, choose_threads
 
@@ -27,7 +27,7 @@ def test_an_explicit_count_wins(no_env, monkeypatch):
 
 @pytest.mark.parametrize("value", [0, -1, 1.5, "two", True])
 def test_a_bad_count_names_the_key(value):
-    with pytest.raises(ConfigError, match="threads=.* must be 'auto' or a positive whole number of threads"):
+    with pytest.raises(UserError, match="threads=.* must be 'auto' or a positive whole number of threads"):
         choose_threads(value)
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from mfff.data.errors import DataError
 from mfff.data.readers.base import Reader, check_positions, existing_file, optional_path
 from mfff.data.structure import Structure
 from mfff.data.units import energy_factor, forces_factor
+from mfff.errors import UserError
 
 
 class ANIReader(Reader):
@@ -39,7 +39,7 @@ class ANIReader(Reader):
         with h5py.File(path, "r") as handle:
             for formula, group in _groups(handle):
                 if "coordinates" not in group or "atomic_numbers" not in group:
-                    raise DataError(f"group {formula!r} in {path} lacks 'coordinates'/'atomic_numbers'")
+                    raise UserError(f"group {formula!r} in {path} lacks 'coordinates'/'atomic_numbers'")
                 energies = group[self.energy_key][()] * self.e_factor if self.energy_key in group else None
                 forces = (
                     group[self.forces_key][()] * self.f_factor if self.forces_key and self.forces_key in group else None
@@ -48,7 +48,7 @@ class ANIReader(Reader):
                 seen_forces |= forces is not None
                 coordinates, numbers = group["coordinates"][()], group["atomic_numbers"][()].astype(np.int64)
                 if forces is not None and forces.shape != coordinates.shape:
-                    raise DataError(
+                    raise UserError(
                         f"group {formula!r} in {path}: forces {self.forces_key}{forces.shape} do not match "
                         f"coordinates{coordinates.shape}; check reader.forces_key"
                     )
@@ -67,9 +67,9 @@ class ANIReader(Reader):
                         )
                     )
         if not seen_energy:
-            raise DataError(f"energy property {self.energy_key!r} (reader.energy_key) is in no group of {path}")
+            raise UserError(f"energy property {self.energy_key!r} (reader.energy_key) is in no group of {path}")
         if self.forces_key and not seen_forces:
-            raise DataError(
+            raise UserError(
                 f"forces property {self.forces_key!r} (reader.forces_key) is in no group of {path}; "
                 "set reader.forces_key=null for energy-only properties"
             )

@@ -13,10 +13,10 @@ import numpy as np
 from ase import Atoms
 from ase.io.formats import filetype
 
-from mfff.data.errors import DataError
 from mfff.data.readers.base import Reader, check_positions, checked_forces, existing_file, optional_path
 from mfff.data.structure import Structure
 from mfff.data.units import energy_factor, forces_factor, length_factor
+from mfff.errors import UserError
 
 
 @lru_cache(maxsize=4)
@@ -31,7 +31,7 @@ def _read_frames(path: str, mtime_ns: int, index: str) -> tuple[Atoms, ...]:
                 return tuple(ase.io.read(io.StringIO(handle.read()), index=index, format=fmt))
         return tuple(ase.io.read(path, index=index))
     except Exception as err:  # ASE raises many types for unreadable files
-        raise DataError(f"ASE cannot read {path}: {err}") from err
+        raise UserError(f"ASE cannot read {path}: {err}") from err
 
 
 def read_frames(path: Path, index: str = ":") -> tuple[Atoms, ...]:
@@ -107,13 +107,13 @@ class ASEReader(Reader):
             )
         if frames and not found_energy:
             keys = sorted({k for a in frames[:50] for k in a.info})
-            raise DataError(
+            raise UserError(
                 f"energy label key {self.energy_key!r} (reader.energy_key) was not found in {self.path}; "
                 f"info keys there include: {', '.join(keys) or '(none)'}"
             )
         if frames and self.forces_key and not found_forces:
             keys = sorted({k for a in frames[:50] for k in a.arrays} - {"numbers", "positions"})
-            raise DataError(
+            raise UserError(
                 f"forces label key {self.forces_key!r} (reader.forces_key) was not found in {self.path}; "
                 f"per-atom arrays there: {', '.join(keys) or '(none)'}; set reader.forces_key=null "
                 "for energy-only data"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mfff.data.errors import DataError
 from mfff.data.structure import Structure
+from mfff.errors import UserError
 
 
 class Reader(abc.ABC):
@@ -37,10 +37,10 @@ def optional_path(path) -> Path | None:
 
 def existing_file(path, key: str = "reader.path") -> Path:
     if path is None:
-        raise DataError(f"no data file is set ({key}); give reader.path, or the source's train / test files")
+        raise UserError(f"no data file is set ({key}); give reader.path, or the source's train / test files")
     path = Path(path).expanduser()
     if not path.is_file():
-        raise DataError(f"data file {path} (from {key}) does not exist; check the path or generate the data first")
+        raise UserError(f"data file {path} (from {key}) does not exist; check the path or generate the data first")
     return path
 
 
@@ -48,14 +48,14 @@ def check_positions(structures: list[Structure], path: Path) -> None:
     """NaN/inf positions are corrupt input, not a missing label: refuse them with the index."""
     for index, structure in enumerate(structures):
         if not np.all(np.isfinite(structure.positions)):
-            raise DataError(f"structure {index} in {path} has non-finite (NaN/inf) positions; fix or remove it")
+            raise UserError(f"structure {index} in {path} has non-finite (NaN/inf) positions; fix or remove it")
 
 
 def checked_forces(forces, n_atoms: int, index: int, path: Path, key: str) -> np.ndarray:
     """Forces as a float (n_atoms, 3) array, or an error naming the structure, the file and the label key."""
     array = np.asarray(forces, dtype=float)
     if array.shape != (n_atoms, 3):
-        raise DataError(
+        raise UserError(
             f"structure {index} in {path}: forces ({key}) have shape {array.shape}, but it has {n_atoms} atoms, so "
             f"({n_atoms}, 3) was expected; fix the file, or name the right array in {key}"
         )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from mfff.data import builtin
-from mfff.data.errors import DataError
 from mfff.data.readers.ase_file import ASEReader
+from mfff.errors import UserError
 
 
 class BuiltinReader(ASEReader):
@@ -13,7 +13,7 @@ class BuiltinReader(ASEReader):
     def __init__(self, fidelity: str, name: str = "builtin"):
         meta = builtin.metadata()
         if fidelity not in meta["fidelities"]:
-            raise DataError(
+            raise UserError(
                 f"the built-in dataset has no fidelity {fidelity!r}; it has "
                 f"{', '.join(meta['fidelities'])} (data.sources.<name>.fidelity)"
             )

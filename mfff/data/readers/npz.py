@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from mfff.data.errors import DataError
 from mfff.data.readers.base import Reader, check_positions, existing_file, optional_path
 from mfff.data.structure import Structure
 from mfff.data.units import energy_factor, forces_factor
+from mfff.errors import UserError
 
 # (numbers, positions, energies, forces) key names of the two common layouts
 LAYOUTS = {
@@ -34,7 +34,7 @@ class NpzReader(Reader):
             layout = next((names for names in LAYOUTS.values() if {names[0], names[1], names[2]} <= keys), None)
             if layout is None:
                 expected = " or ".join("/".join(v) for v in LAYOUTS.values())
-                raise DataError(f"{path} has arrays {sorted(keys)}; expected the sGDML/rMD17 keys {expected}")
+                raise UserError(f"{path} has arrays {sorted(keys)}; expected the sGDML/rMD17 keys {expected}")
             z_key, r_key, e_key, f_key = layout
             numbers = np.asarray(data[z_key], dtype=np.int64).reshape(-1)
             positions = np.asarray(data[r_key], dtype=float)
@@ -42,12 +42,12 @@ class NpzReader(Reader):
             forces = np.asarray(data[f_key], dtype=float) * self.f_factor if self.use_forces and f_key in keys else None
             group = str(data["name"]) if "name" in keys else path.stem
         if positions.ndim != 3 or positions.shape[1:] != (len(numbers), 3) or len(energies) != len(positions):
-            raise DataError(
+            raise UserError(
                 f"{path}: array shapes disagree: {r_key}{positions.shape}, {z_key}{numbers.shape}, "
                 f"{e_key}{energies.shape}"
             )
         if forces is not None and forces.shape != positions.shape:
-            raise DataError(
+            raise UserError(
                 f"{path}: forces {f_key}{forces.shape} do not match positions {r_key}{positions.shape}; fix the "
                 "file, or set reader.use_forces=false for energy-only data"
             )

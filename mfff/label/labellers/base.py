@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from ase.data import chemical_symbols
 
-from mfff.label.errors import LabelConfigError
+from mfff.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Labeller(abc.ABC):
         bad = sorted({int(z) for z in numbers if not self.supports(int(z))})
         if bad:
             names = ", ".join(chemical_symbols[z] for z in bad)
-            raise LabelConfigError(
+            raise UserError(
                 f"{self.method} cannot label element(s) {names} found in {where}; "
                 "remove those molecules from this fidelity or choose a method/basis that covers them"
             )

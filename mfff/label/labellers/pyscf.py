@@ -8,7 +8,8 @@ import numpy as np
 from ase.data import chemical_symbols
 from ase.units import Bohr, Hartree
 
-from mfff.label.errors import LabelConfigError, LabelFailure
+from mfff.errors import UserError
+from mfff.label.errors import LabelFailure
 from mfff.label.labellers.base import Label, Labeller
 
 
@@ -16,7 +17,7 @@ def _pyscf():
     try:
         import pyscf  # noqa: F401
     except ImportError as err:
-        raise LabelConfigError("HF/DFT/CCSD(T) labels need PySCF: pip install 'mfff[label]'") from err
+        raise UserError("HF/DFT/CCSD(T) labels need PySCF: pip install 'mfff[label]'") from err
 
 
 def _check_basis(basis: str) -> None:
@@ -26,7 +27,7 @@ def _check_basis(basis: str) -> None:
     try:
         gto.basis.load(basis, "H")
     except (KeyError, RuntimeError) as err:
-        raise LabelConfigError(
+        raise UserError(
             f"PySCF has no basis set named {basis!r} (labeller.basis); use a name PySCF knows, "
             "e.g. 6-31g*, def2-svp, cc-pvdz"
         ) from err
@@ -97,7 +98,7 @@ class SCFLabeller(_PySCFLabeller):
             try:
                 libxc.parse_xc(self.xc)
             except KeyError as err:
-                raise LabelConfigError(
+                raise UserError(
                     f"libxc does not know the functional {xc!r} (labeller.xc); use a libxc name such as "
                     "pbe, b3lyp, wb97x, or xc=hf for Hartree-Fock"
                 ) from err

@@ -7,7 +7,8 @@ from importlib.metadata import version
 import numpy as np
 from ase.units import Bohr, Hartree, kB
 
-from mfff.label.errors import LabelConfigError, LabelFailure
+from mfff.errors import UserError
+from mfff.label.errors import LabelFailure
 from mfff.label.labellers.base import Label, Labeller
 
 XTB_METHODS = ("GFN1-xTB", "GFN2-xTB", "IPEA1-xTB")
@@ -32,13 +33,11 @@ class XTBLabeller(Labeller):
         electronic_temperature_K: float = 300.0,
     ):
         if method not in XTB_METHODS:
-            raise LabelConfigError(
-                f"unknown xTB method {method!r} (labeller.method); choose one of {', '.join(XTB_METHODS)}"
-            )
+            raise UserError(f"unknown xTB method {method!r} (labeller.method); choose one of {', '.join(XTB_METHODS)}")
         try:
             import tblite.interface  # noqa: F401
         except ImportError as err:
-            raise LabelConfigError("xTB labels need tblite: pip install 'mfff[label]'") from err
+            raise UserError("xTB labels need tblite: pip install 'mfff[label]'") from err
         self.xtb_method, self.charge, self.uhf = method, charge, uhf
         self.accuracy, self.max_iterations = accuracy, max_iterations
         self.electronic_temperature_K = electronic_temperature_K

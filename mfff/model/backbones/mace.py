@@ -19,9 +19,8 @@ import torch
 from ase.data import chemical_symbols
 from torch import nn
 
-from mfff.data.errors import DataError
 from mfff.data.stats import N_ELEMENTS
-from mfff.errors import ConfigError
+from mfff.errors import UserError
 from mfff.model.interfaces import Backbone
 
 BUILT_IN_ELEMENTS = (1, 6, 7, 8)  # H, C, N, O: the built-in dataset
@@ -54,7 +53,7 @@ def _import_mace():
             from e3nn import o3
             from mace.modules import MACE, interaction_classes
     except ImportError as err:
-        raise ConfigError("model/backbone=mace needs mace-torch: pip install 'mfff[mace]'") from err
+        raise UserError("model/backbone=mace needs mace-torch: pip install 'mfff[mace]'") from err
     finally:
         if previous is None:
             os.environ.pop(_NO_WEIGHTS_ONLY, None)
@@ -162,7 +161,7 @@ class MACE(Backbone):
         index = self.element_index[numbers]
         if bool((index < 0).any()):
             unknown = sorted({chemical_symbols[int(z)] for z in numbers[index < 0]})
-            raise DataError(
+            raise UserError(
                 f"element(s) {', '.join(unknown)} are not in model.backbone.elements "
                 f"({', '.join(chemical_symbols[z] for z in self.elements)}); add their atomic numbers there"
             )

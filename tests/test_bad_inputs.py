@@ -1,0 +1,122 @@
+"""One contract for bad input: through the console scripts, every case below exits 2 with one line,
+`<program>: error: <message>`, that names the key or file (run in-process, so the catalogue stays fast)."""
+
+import sys
+
+import pytest
+from hydra.core.global_hydra import GlobalHydra
+
+from mfff.cli import eval as eval_cli
+from mfff.cli import label as label_cli
+from mfff.cli import train as train_cli
+
+QUICK = [
+    "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "data.sources.gfn2.n_train=16",
+    "data.sources.gfn2.n_val=8", "data.sources.gfn2.n_test=8", "strategy=scratch", "data.fidelity=gfn2",
+]  # fmt: skip
+
+TRAIN_CASES = [
+    # Hydra's own config errors
+    (
+        ["model/backbone=foo"],
+        "model/backbone=foo is not an option of model/backbone; choose one of mace, painn, schnet",
+    ),
+    (["strategy="], "strategy= needs an option; choose one of finetune, multihead, pretrain, pretrain_finetune"),
+    (["experiment=nope"], "experiment=nope is not an option of experiment; choose one of architecture, demo"),
+    (["data.foo=1"], "data.foo is not a key of the config; check its spelling"),
+    (["strategy.nope=3"], "strategy.nope is not a key of the config"),
+    (["model/size=[a"], "cannot parse the override 'model/size=[a'"),
+    (
+        ["strategy=pretrain_finetune", "strategy/params@strategy.finetune.params=most"],
+        "strategy/params=most is not an option of strategy/params; choose one of frozen_backbone, full, partial",
+    ),
+    (
+        ["data.sources.gfn2.reader._target_=mfff.data.readers.NoSuchReader"],
+        "data.sources.gfn2.reader._target_=mfff.data.readers.NoSuchReader cannot be imported",
+    ),  # fmt: skip
+    # values that cannot work
+    (["seed=abc"], "seed='abc' must be a whole number >= 0"),
+    (["seed=1.5"], "seed=1.5 must be a whole number >= 0"),
+    (["optimizer.lr=abc"], "optimizer.lr='abc' must be a positive learning rate"),
+    (["cutoff=0"], "cutoff=0 must be a positive distance in Å"),
+    (["data.batch_size=0"], "data.batch_size=0 must be >= 1"),
+    (["data.eval_batch_size=-1"], "data.eval_batch_size=-1 must be >= 1"),
+    (["data.num_workers=-1"], "data.num_workers=-1 must be >= 0"),
+    (["data.neighbours=magic"], "unknown neighbour-list backend 'magic' (data.neighbours)"),
+    (["model.dtype=float16"], "model.dtype='float16' must be float32 or float64"),
+    (["trainer.max_epochs=abc"], "trainer.max_epochs='abc' must be a whole number >= -1"),
+    (["trainer.gradient_clip_val=-1"], "trainer.gradient_clip_val=-1 must be a positive number"),
+    (["threads=0"], "threads=0 must be 'auto' or a positive whole number"),
+    (["data.sources.gfn2.n_train=100000"], "data.sources.gfn2.n_train=100000 but only"),
+    (["data.sources.gfn2.split=weird"], "unknown split mode 'weird' in data.sources.gfn2.split"),
+    (["+data.sources.gfn2.test_fraction=1.5"], "data.sources.gfn2.test_fraction=1.5 must be in [0, 1)"),
+    (["data.fidelity=ccsdt"], "strategy.fidelity names fidelity 'ccsdt', which has no source in data.sources"),
+    (
+        ["+loss.per_fidelity.ccsdt={energy_weight:2}"],
+        "loss.per_fidelity names ['ccsdt'], which are not in data.sources",
+    ),
+    (["resume_from=/nonexistent/run"], "resume_from=/nonexistent/run does not exist"),
+    # strategies
+    (["strategy=multihead", "fidelities=[gfn2]"], "strategy=multihead needs at least two fidelities"),
+    (["strategy=finetune"], "strategy.from is not set; give a run dir of mfff-train or a .ckpt file"),
+    (["strategy=finetune", "strategy.from=/nonexistent/run"], "strategy.from=/nonexistent/run does not exist"),
+    (["strategy=finetune", "strategy.from=/tmp", "strategy.lr_scale=0"], "lr_scale (strategy.lr_scale, or strategy"),
+    (
+        ["strategy=multihead", "fidelities=[gfn1,gfn2]", "strategy.sampling.mode=weird"],
+        "strategy.sampling.mode='weird' is unknown; choose one of",
+    ),  # fmt: skip
+    (
+        [
+            "strategy=multihead",
+            "fidelities=[gfn1,gfn2]",
+            "strategy.sampling.mode=ratios",
+            "strategy.sampling.ratios={gfn1:-1,gfn2:1}",
+        ],
+        "strategy.sampling.ratios={'gfn1': -1.0, 'gfn2': 1.0} must be",
+    ),  # fmt: skip
+    (["data.budget={expensive:dft,cheap:gfn2,total:10}"], "data.budget.fraction is missing; data.budget needs"),
+    (["data.budget={expensive:dft,cheap:gfn2,total:10,fraction:0.5,share:1}"], "data.budget.share is not an option"),
+]
+
+
+def _run(module, program: str, args: list[str], monkeypatch, capsys) -> tuple[int, str]:
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", [program, *args])
+    with pytest.raises(SystemExit) as exit_:
+        module.main()
+    return exit_.value.code, capsys.readouterr().err
+
+
+def _one_line(err: str, program: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith(f"{program}: error: ")]
+    assert len(lines) == 1 and "Traceback" not in err, err[-2000:]
+    return lines[0].removeprefix(f"{program}: error: ")
+
+
+@pytest.mark.parametrize(("overrides", "message"), TRAIN_CASES, ids=[" ".join(c[0]) for c in TRAIN_CASES])
+def test_mfff_train_refuses_bad_input_in_one_line(overrides, message, tmp_path, monkeypatch, capsys):
+    args = [*QUICK, f"hydra.run.dir={tmp_path}", f"paths.cache_dir={tmp_path}/cache", *overrides]
+    code, err = _run(train_cli, "mfff-train", args, monkeypatch, capsys)
+    assert code == 2, err[-2000:]
+    assert _one_line(err, "mfff-train").startswith(message)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "ckpt is required (it is ??? in the config); set it on the command line: ckpt=<value>"),
+        (["ckpt=/nonexistent/ckpt"], "ckpt=/nonexistent/ckpt does not exist"),
+        (["data=nope", "ckpt=x"], "data=nope is not an option of data; choose one of builtin"),
+    ],
+)
+def test_mfff_eval_refuses_bad_input_in_one_line(args, message, tmp_path, monkeypatch, capsys):
+    code, err = _run(eval_cli, "mfff-eval", [*args, f"hydra.run.dir={tmp_path}"], monkeypatch, capsys)
+    assert code == 2, err[-2000:]
+    assert _one_line(err, "mfff-eval").startswith(message)
+
+
+def test_mfff_label_refuses_an_unknown_option_in_one_line(tmp_path, monkeypatch, capsys):
+    code, err = _run(label_cli, "mfff-label", ["label=nope", f"hydra.run.dir={tmp_path}"], monkeypatch, capsys)
+    assert code == 2
+    assert _one_line(err, "mfff-label") == "label=nope is not an option of label; choose one of builtin, tiny"
