@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
+from mfff.data import keys as K
 from mfff.data.batch import Collater
 from mfff.data.structure import Structure
 
@@ -39,11 +40,11 @@ class MFFFCalculator(Calculator):
         )
         batch = self.collate([(structure, 0)]).to(self.device)
         out = self.potential(batch, compute_forces=True, head=self.fidelity)
-        energy = float(out["pred_energy"].detach().cpu()[0])
+        energy = float(out[K.PRED_ENERGY].detach().cpu()[0])
         self.results = {
             "energy": energy,
             "free_energy": energy,
-            "forces": out["pred_forces"].detach().cpu().numpy().astype(np.float64),
+            "forces": out[K.PRED_FORCES].detach().cpu().numpy().astype(np.float64),
         }
 
     @torch.no_grad()

@@ -17,7 +17,5 @@ ENERGY_MASK: Final[str] = "energy_mask"  # (n_graphs,) | 1.0 where the energy la
 FORCES_MASK: Final[str] = "forces_mask"  # (n_atoms,) | 1.0 where the atom's force label exists, else 0.0
 
 # model outputs
-NODE_FEATURES: Final[str] = "node_features"  # (n_atoms, n_features) | backbone output per atom
-ATOMIC_ENERGY: Final[str] = "atomic_energy"  # (n_atoms,) | eV, head output per atom
 PRED_ENERGY: Final[str] = "pred_energy"  # (n_graphs,) | eV
 PRED_FORCES: Final[str] = "pred_forces"  # (n_atoms, 3) | eV/Å, -dE/dx

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
-from torch.utils.data import DataLoader
 
-from mfff.data.batch import Collater
 from mfff.data.readers.base import Reader
 from mfff.data.stats import average_neighbours, energy_residual_rms, fit_reference_energies, force_rms
 from mfff.data.structure import Structure
@@ -70,7 +68,6 @@ class FidelitySource(pl.LightningDataModule):
         n_test: int | float | None = None,
         seed: int = 0,
         cutoff: float = 5.0,
-        batch_size: int = 16,
         molecules: list[str] | None = None,
         exclude_molecules: list[str] | None = None,
         exclude_molecules_of: list[str] | None = None,
@@ -91,7 +88,7 @@ class FidelitySource(pl.LightningDataModule):
             check_size(n_test, f"{self.key}.n_test"),
         )
         self.files = self._check_files(train, val, test)
-        self.seed, self.cutoff, self.batch_size = seed, cutoff, batch_size
+        self.seed, self.cutoff = seed, cutoff
         self.molecules = list(molecules) if molecules is not None else None
         self.exclude_molecules = set(exclude_molecules or [])
         # other sources whose molecules this one must not train on; the data module resolves them into groups
@@ -322,15 +319,3 @@ class FidelitySource(pl.LightningDataModule):
             "label_cost": self.label_cost,
             "elements": self.elements,
         }
-
-    # Single-source use (the multi-fidelity module normally mixes sources)
-    def _loader(self, items, shuffle):
-        return DataLoader(
-            [(s, 0) for s in items], batch_size=self.batch_size, shuffle=shuffle, collate_fn=Collater(self.cutoff)
-        )
-
-    def train_dataloader(self):
-        return self._loader(self.train, True)
-
-    def val_dataloader(self):
-        return self._loader(self.val, False)

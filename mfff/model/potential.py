@@ -6,6 +6,7 @@ import torch
 from ase.data import chemical_symbols
 from torch import nn
 
+from mfff.data import keys as K
 from mfff.data.batch import Batch
 from mfff.data.stats import N_ELEMENTS
 from mfff.errors import UserError
@@ -60,8 +61,8 @@ class Potential(nn.Module):
             choice = torch.full_like(batch.batch, self.head_index(head))
         atomic = atomic_all.gather(1, choice[:, None]).squeeze(1)
         energy = atomic.new_zeros(batch.n_graphs).index_add_(0, batch.batch, atomic)
-        out = {"pred_energy": energy}
+        out = {K.PRED_ENERGY: energy}
         if compute_forces:
             (gradient,) = torch.autograd.grad(energy.sum(), positions, create_graph=self.training)
-            out["pred_forces"] = -gradient
+            out[K.PRED_FORCES] = -gradient
         return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mfff.data import keys as K
 from mfff.errors import UserError
 
 
@@ -37,13 +38,13 @@ class MultiFidelityLoss(nn.Module):
         self.register_buffer("forces_weights", torch.tensor(w) * torch.tensor(on))
 
     def forward(self, batch, out) -> dict[str, torch.Tensor]:
-        per_atom_error = (out["pred_energy"] - batch.energy) / batch.n_atoms
+        per_atom_error = (out[K.PRED_ENERGY] - batch.energy) / batch.n_atoms
         # labels of evaluate-only fidelities (weight 0) count neither in the sums nor in the normalisation
         energy_weight = self.energy_weights.to(per_atom_error.dtype)[batch.fidelity]
         energy_mask = batch.energy_mask * (energy_weight > 0)
         energy = (energy_weight * energy_mask * per_atom_error**2).sum() / energy_mask.sum().clamp(min=1)
         forces_weight = self.forces_weights.to(per_atom_error.dtype)[batch.fidelity[batch.batch]]
         forces_mask = batch.forces_mask * (forces_weight > 0)
-        squared = ((out["pred_forces"] - batch.forces) ** 2).sum(dim=1)
+        squared = ((out[K.PRED_FORCES] - batch.forces) ** 2).sum(dim=1)
         forces = (forces_weight * forces_mask * squared).sum() / (3 * forces_mask.sum()).clamp(min=1)
         return {"loss": energy + forces, "energy_loss": energy, "forces_loss": forces}

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torchmetrics import Metric
 
+from mfff.data import keys as K
+
 METRIC_NAMES = ("energy_mae", "energy_rmse", "energy_per_atom_mae", "energy_per_atom_rmse", "forces_mae", "forces_rmse")
 
 
@@ -44,12 +46,12 @@ class FidelityMetrics(torch.nn.Module):
 
     def update(self, batch, out, fidelity_index: int) -> None:
         graph_weight = batch.energy_mask * (batch.fidelity == fidelity_index)
-        energy_error = (out["pred_energy"] - batch.energy) * 1000.0
+        energy_error = (out[K.PRED_ENERGY] - batch.energy) * 1000.0
         self.energy.update(energy_error, graph_weight)
         self.energy_per_atom.update(energy_error / batch.n_atoms, graph_weight)
-        if "pred_forces" in out:
+        if K.PRED_FORCES in out:
             atom_weight = batch.forces_mask * (batch.fidelity[batch.batch] == fidelity_index)
-            force_error = (out["pred_forces"] - batch.forces) * 1000.0
+            force_error = (out[K.PRED_FORCES] - batch.forces) * 1000.0
             self.forces.update(force_error, atom_weight[:, None].expand_as(force_error))
 
     def compute(self) -> dict[str, float]:
