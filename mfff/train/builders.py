@@ -78,9 +78,11 @@ class FromCheckpoint:
         module.potential.known_elements |= state["potential.known_elements"].to(torch.bool)
         for fidelity in fidelities:
             start = fidelity.head
+            head = module.potential.heads[fidelity.name]
             if start.readout_from is not None:
-                module.potential.heads[fidelity.name].load_state_dict(self._head_state(start.readout_from), strict=True)
-            if start.frozen:
+                head.load_state_dict(self._head_state(start.readout_from), strict=True)
+            if start.frozen:  # exactly as loaded: its labels may still train the backbone through it
+                head.requires_grad_(False)
                 continue
             e0 = self._head_state(start.reference_from)["e0"].numpy() if start.reference_from else None
             fit_to_data(module, fidelity.name, stats[fidelity.name], start.readout_from is not None, e0)
