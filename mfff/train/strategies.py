@@ -18,7 +18,7 @@ from mfff.train.fidelity import Fidelity, HeadStart, evaluated, trained
 from mfff.train.policies import Full, ParameterPolicy
 from mfff.train.pretrain_cache import PretrainCache, cache_key
 from mfff.train.stage import Stage, StageResult, run_stage, stage_config
-from mfff.utils.values import positive_number
+from mfff.utils.values import positive_number, whole_number
 
 
 @dataclass
@@ -262,7 +262,7 @@ class PretrainFinetune(Strategy):
         self.cache = PretrainCache(cache_dir)
 
     def describe(self) -> dict:
-        finetune = {k: v for k, v in self.finetuner.describe().items() if k not in ("name", "from")}
+        finetune = {k: v for k, v in self.finetuner.describe().items() if k != "from"}
         return {**super().describe(), "pretrain": self.pretrainer.describe(), "finetune": finetune}
 
     def run(self, cfg, output_dir, resume=None):
@@ -276,3 +276,61 @@ class PretrainFinetune(Strategy):
         checkpoint = PretrainCache.checkpoint(entry)
         pretrain = {**pretrain_record(checkpoint), "key": key, "cache": status}
         return _outcome(run_stage(cfg, self.finetuner.stage(checkpoint), output_dir, resume), pretrain)
+
+
+class ReplayFinetune(Finetune):
+    """Fine-tune on `fidelity` while replaying pre-training structures through their pre-trained heads, so the
+    backbone keeps serving them (mace-torch's multihead fine-tuning; its authors found replay alone kept
+    out-of-distribution robustness).
+
+    Args (besides Finetune's):
+        replay: {fidelities: the replayed pre-training fidelities (default: every head of the checkpoint but the
+            target), n: how many of each one's training structures are replayed (a prefix of its seeded order, so
+            the pre-training's own structures; null: all), ratio: replayed structures per fine-tuning structure in
+            every batch, head: train (the pre-trained head trains along) or frozen (it stays as it was)}.
+    """
+
+    name = "replay_finetune"
+    HEAD_CHOICES = ("train", "frozen")
+
+    def __init__(self, fidelity: str, replay: dict | None = None, **options):
+        super().__init__(fidelity, **options)
+        replay = dict(replay or {})
+        unknown = sorted(set(replay) - {"fidelities", "n", "ratio", "head"})
+        if unknown:
+            raise UserError(
+                f"strategy.replay.{unknown[0]} is not an option; the options are fidelities, n, ratio, head"
+            )
+        self.replayed = [str(f) for f in replay.get("fidelities") or []]
+        self.replay_n = whole_number(replay.get("n"), "strategy.replay.n", 1, allow_none=True)
+        self.ratio = positive_number(replay.get("ratio", 1.0), "strategy.replay.ratio", "a positive number of "
+                                     "replayed structures per fine-tuning structure")  # fmt: skip
+        self.replay_head = replay.get("head", "train")
+        if self.replay_head not in self.HEAD_CHOICES:
+            raise UserError(f"strategy.replay.head={self.replay_head!r} is unknown; choose one of train, frozen")
+        if self.fidelity in self.replayed:
+            raise UserError(f"strategy.replay.fidelities names the fine-tuning fidelity {self.fidelity!r}")
+
+    def describe(self) -> dict:
+        replay = {"fidelities": self.replayed or "every pre-trained head", "n": self.replay_n, "ratio": self.ratio,
+                  "head": self.replay_head}  # fmt: skip
+        return {**super().describe(), "replay": replay}
+
+    def stage(self, checkpoint: Path) -> Stage:
+        plain = super().stage(checkpoint)
+        names = self.replayed or [h for h in plain.builder.heads if h != self.fidelity]
+        missing = [h for h in names if h not in plain.builder.heads]
+        if missing or not names:
+            raise UserError(
+                f"strategy.replay.fidelities: {missing[0] if missing else 'nothing'} to replay through a head of "
+                f"{checkpoint} (its heads: {', '.join(plain.builder.heads)})"
+            )
+        start = {h: HeadStart(readout_from=h, reference_from=h, frozen=self.replay_head == "frozen") for h in names}
+        fidelities = [f for f in plain.fidelities if f.name not in names] + [Fidelity(h, head=start[h]) for h in names]
+        ratios = {self.fidelity: 1.0, **{h: self.ratio / len(names) for h in names}}
+        sampling = {"mode": "ratios", "ratios": ratios, "epoch_fidelity": self.fidelity}
+        config = dict(self.deltas)
+        if self.replay_n is not None:
+            config["data"] = {"sources": {h: {"n_train": self.replay_n} for h in names}}
+        return Stage(plain.name, fidelities, plain.builder, plain.policy, sampling=sampling, config=config,
+                     lr_scale=self.lr_scale)  # fmt: skip
