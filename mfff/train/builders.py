@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from mfff.errors import UserError
-from mfff.train.checkpoints import check_compatible, read_checkpoint
+from mfff.train.checkpoints import check_compatible, load_module, read_checkpoint
 from mfff.train.fidelity import Fidelity
 from mfff.train.module import MultiFidelityModule, reference_scale
 
@@ -58,6 +58,8 @@ class FromCheckpoint:
         self.checkpoint, self.key = Path(checkpoint), key
         self.saved = read_checkpoint(self.checkpoint)
         self.heads = list(self.saved["hyper_parameters"]["fidelities"])
+        # the weights as the plain architecture holds them (a policy's adapters merged in)
+        self.state = load_module(self.checkpoint, key).state_dict()
 
     def check(self, model_cfg: dict, fidelities: list[Fidelity]) -> None:
         for fidelity in fidelities:
@@ -70,10 +72,10 @@ class FromCheckpoint:
         check_compatible(self.saved, model_cfg, self.heads, self.checkpoint)
 
     def _head_state(self, name: str) -> dict:
-        return _sub_state(self.saved["state_dict"], f"potential.heads.{name}.")
+        return _sub_state(self.state, f"potential.heads.{name}.")
 
     def initialise(self, module: MultiFidelityModule, fidelities: list[Fidelity], stats: dict[str, dict]) -> None:
-        state = self.saved["state_dict"]
+        state = self.state
         module.potential.backbone.load_state_dict(_sub_state(state, "potential.backbone."), strict=True)
         module.potential.known_elements |= state["potential.known_elements"].to(torch.bool)
         for fidelity in fidelities:

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from mfff.errors import UserError
+from mfff.utils.instantiate import instantiate
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ def load_module(source, key: str = "ckpt", map_location="cpu"):
         hyper_parameters.pop(legacy, None)
     module = MultiFidelityModule(**hyper_parameters)
     module.load_state_dict(checkpoint["state_dict"])
+    if hyper_parameters.get("policy"):  # adapters fold into the weights: the plain architecture, as fast as it
+        instantiate(hyper_parameters["policy"]).merge(module.potential)
     module.checkpoint_path = path
     return module.to(map_location).eval()
 

@@ -32,6 +32,10 @@ class ParameterPolicy:
     def apply(self, potential: nn.Module) -> None:
         """Freeze (or add) parameters of `potential` (a `mfff.model.potential.Potential`)."""
 
+    def merge(self, potential: nn.Module) -> None:
+        """Fold parameters `apply` added (adapters) into the layers they adapt, leaving the plain architecture:
+        how a trained model is loaded for evaluation, the calculator and further fine-tuning."""
+
     def config(self) -> dict:
         """The `_target_` config that rebuilds this policy (stored in the checkpoint's hyper-parameters)."""
         return {"_target_": f"{type(self).__module__}.{type(self).__qualname__}", **asdict(self)}
