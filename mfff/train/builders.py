@@ -76,7 +76,7 @@ class FromCheckpoint:
 
     def initialise(self, module: MultiFidelityModule, fidelities: list[Fidelity], stats: dict[str, dict]) -> None:
         state = self.state
-        module.potential.backbone.load_state_dict(_sub_state(state, "potential.backbone."), strict=True)
+        module.policy.load_weights(module.potential.backbone, _sub_state(state, "potential.backbone."))
         module.potential.known_elements |= state["potential.known_elements"].to(torch.bool)
         for fidelity in fidelities:
             start = fidelity.head

@@ -11,7 +11,7 @@ from mfff.errors import TrainingDiverged, UserError
 from mfff.model.potential import Potential
 from mfff.train.loss import MultiFidelityLoss
 from mfff.train.metrics import FidelityMetrics
-from mfff.train.policies import freeze_prefixes
+from mfff.train.policies import Full, freeze_prefixes
 from mfff.utils.instantiate import instantiate
 
 
@@ -61,8 +61,8 @@ class MultiFidelityModule(pl.LightningModule):
         )
         self.fidelities = sorted(fidelities)
         self.potential = build_potential(self.hparams.model, self.fidelities)
-        if self.hparams.policy:
-            instantiate(self.hparams.policy).apply(self.potential)
+        self.policy = instantiate(self.hparams.policy) if self.hparams.policy else Full()
+        self.policy.apply(self.potential)
         self.dtype_name = self.hparams.model.get("dtype", "float32")
         if self.dtype_name == "float64":
             self.potential.double()

@@ -32,6 +32,10 @@ class ParameterPolicy:
     def apply(self, potential: nn.Module) -> None:
         """Freeze (or add) parameters of `potential` (a `mfff.model.potential.Potential`)."""
 
+    def load_weights(self, backbone: nn.Module, state: dict) -> None:
+        """Load a plain backbone's weights (a checkpoint's, adapters merged) into `backbone` as `apply` left it."""
+        backbone.load_state_dict(state, strict=True)
+
     def merge(self, potential: nn.Module) -> None:
         """Fold parameters `apply` added (adapters) into the layers they adapt, leaving the plain architecture:
         how a trained model is loaded for evaluation, the calculator and further fine-tuning."""
