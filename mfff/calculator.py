@@ -9,6 +9,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from mfff.data import keys as K
 from mfff.data.batch import Collater
 from mfff.data.structure import Structure
+from mfff.utils.instantiate import instantiate
 
 
 class MFFFCalculator(Calculator):
@@ -27,6 +28,9 @@ class MFFFCalculator(Calculator):
         module = load_module(checkpoint, "checkpoint", map_location=device)
         self.potential = module.potential
         self.potential.head_index(fidelity)  # fails early, naming the heads there are
+        base = (module.hparams.get("bases") or {}).get(fidelity)
+        # a Δ-learning head predicts fidelity minus base: the base method runs here and is added
+        self.base_labeller = instantiate(base["labeller"]) if base else None
         self.fidelity, self.device = fidelity, device
         self.collate = Collater(self.potential.backbone.cutoff, neighbours, dtype=module.dtype_name)
 
@@ -41,11 +45,11 @@ class MFFFCalculator(Calculator):
         batch = self.collate([(structure, 0)]).to(self.device)
         out = self.potential(batch, compute_forces=True, head=self.fidelity)
         energy = float(out[K.PRED_ENERGY].detach().cpu()[0])
-        self.results = {
-            "energy": energy,
-            "free_energy": energy,
-            "forces": out[K.PRED_FORCES].detach().cpu().numpy().astype(np.float64),
-        }
+        forces = out[K.PRED_FORCES].detach().cpu().numpy().astype(np.float64)
+        if self.base_labeller is not None:
+            base = self.base_labeller.compute(structure.numbers, structure.positions)
+            energy, forces = energy + base.energy, forces + base.forces
+        self.results = {"energy": energy, "free_energy": energy, "forces": forces}
 
     @torch.no_grad()
     def heads(self) -> list[str]:

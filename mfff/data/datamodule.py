@@ -41,6 +41,7 @@ class MultiFidelityDataModule(pl.LightningDataModule):
         sampling: dict | None = None,
         budget: dict | None = None,
         heads: list[str] | None = None,
+        bases: dict[str, str] | None = None,
     ):
         super().__init__()
         batch_size = whole_number(batch_size, "data.batch_size", 1)
@@ -64,6 +65,13 @@ class MultiFidelityDataModule(pl.LightningDataModule):
                 f"fidelity {headless[0]!r} in the data has no head in this model (heads: {', '.join(self.heads)})"
             )
         self.all_sources = dict(sources)
+        self.bases = dict(bases or {})  # {fidelity: base}: Δ-learning, labels are fidelity minus base
+        for fidelity, base in self.bases.items():
+            if base not in self.all_sources or base == fidelity:
+                raise UserError(
+                    f"the base fidelity {base!r} of {fidelity} (strategy.base) has no source in data.sources "
+                    f"({', '.join(sorted(set(self.all_sources) - {fidelity}))}); add one or name another"
+                )
         self.sources = {f: sources[f] for f in self.fidelities}
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.seed = num_workers, seed
@@ -92,6 +100,8 @@ class MultiFidelityDataModule(pl.LightningDataModule):
                         f"({', '.join(sorted(set(self.all_sources) - {name}))})"
                     )
                 source.exclude_groups(self.all_sources[other].groups())
+        for fidelity, base in self.bases.items():
+            self.sources[fidelity].subtract(self.all_sources[base])
         if self.budget:
             LabelBudget(**options_for(LabelBudget, self.budget, "data.budget")).apply(self.all_sources)
         for source in self.sources.values():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 from collections import Counter
 from pathlib import Path
@@ -14,6 +16,8 @@ from mfff.data.stats import average_neighbours, energy_residual_rms, fit_referen
 from mfff.data.structure import Structure
 from mfff.errors import UserError
 from mfff.utils.seeding import stream
+
+log = logging.getLogger(__name__)
 
 SPLIT_MODES = ("predefined", "random", "group")
 DEFAULT_VAL_FRACTION = 0.1  # n_val=null without a val file or `val` tags: this fraction of the training pool
@@ -98,6 +102,7 @@ class FidelitySource(pl.LightningDataModule):
         self.tests: dict[str, list[Structure]] = {}
         self._pool: list[Structure] | None = None
         self._val_set: list[Structure] | None = None  # from a val file or `val` tags; else carved from the pool
+        self._base: FidelitySource | None = None  # labels are ours minus this source's (Δ-learning)
         self._ready = False
 
     @property
@@ -155,7 +160,38 @@ class FidelitySource(pl.LightningDataModule):
         structures = reader.read()
         if not structures:
             raise UserError(f"{reader.describe()} gave no structures with {self.fidelity} labels ({self.key})")
-        return structures
+        return self._minus_base(structures, reader) if self._base is not None else structures
+
+    def subtract(self, base: FidelitySource) -> None:
+        """From now on this source's labels are its own minus `base`'s, on the conformers both label (the same
+        numbers and positions); the others are dropped. Splits, sizes and statistics then apply to the differences."""
+        if self._pool is not None:
+            raise RuntimeError("subtract() must come before the source is read")
+        self._base = base
+
+    def all_structures(self) -> list[Structure]:
+        """Every structure of this source, in any split."""
+        pool = self._split_pool()
+        return pool + (self._val_set or []) + [s for items in self.tests.values() for s in items]
+
+    def _minus_base(self, structures: list[Structure], reader: Reader) -> list[Structure]:
+        base = {_geometry(s): s for s in self._base.all_structures()}
+        paired = []
+        for s in structures:
+            match = base.get(_geometry(s))
+            if match is None:
+                continue
+            both = s.forces is not None and match.forces is not None
+            forces = s.forces - match.forces if both else None
+            paired.append(dataclasses.replace(s, energy=s.energy - match.energy, forces=forces))
+        if not paired:
+            raise UserError(
+                f"no structure of {reader.describe()} ({self.key}) has a {self._base.fidelity} label on the same "
+                f"geometry in {self._base.origin}; a Δ-model learns from conformers both fidelities label"
+            )
+        log.info("%s: %d of %d structures paired with %s labels", self.key, len(paired), len(structures),
+                 self._base.fidelity)  # fmt: skip
+        return paired
 
     def read(self) -> list[Structure]:
         return self._read(self.reader)
@@ -319,3 +355,8 @@ class FidelitySource(pl.LightningDataModule):
             "label_cost": self.label_cost,
             "elements": self.elements,
         }
+
+
+def _geometry(structure: Structure) -> tuple:
+    """The same conformer in two files: equal atomic numbers and positions (to 1e-6 Å)."""
+    return structure.numbers.tobytes(), np.round(structure.positions, 6).tobytes()

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 # hyper-parameters that resuming cannot change: Lightning restores the optimiser and schedule states, and the run
 # would silently go on with the old values
-FIXED_ON_RESUME = ("fidelities", "trained", "policy", "loss", "optimizer", "scheduler", "monitor")
+FIXED_ON_RESUME = ("fidelities", "trained", "policy", "bases", "loss", "optimizer", "scheduler", "monitor")
 
 
 def resolve_checkpoint(source, key: str, prefer: str = "best") -> Path:

@@ -33,6 +33,7 @@ def evaluate(cfg: DictConfig) -> dict:
         key="data",
         fidelities=fidelities,
         heads=module.fidelities,
+        bases={name: base["fidelity"] for name, base in module.hparams.bases.items() if name in fidelities},
         cutoff=module.potential.backbone.cutoff,
         dtype=module.dtype_name,
     )  # graphs as the model was trained

@@ -36,12 +36,16 @@ class HeadStart:
 @dataclass(frozen=True)
 class Fidelity:
     """One fidelity in a stage: `role` train (its labels enter the loss) or eval (validation and test only);
-    `forces` False trains it on energies alone (force-loss weight 0, force labels never read in training)."""
+    `forces` False trains it on energies alone (force-loss weight 0, force labels never read in training).
+    With a `base` fidelity its head learns this fidelity minus the base (Δ-learning), on the conformers both label;
+    `base_labeller` (a `mfff.label.labellers` config) computes the base at inference."""
 
     name: str
     role: str = "train"
     head: HeadStart = field(default_factory=HeadStart)
     forces: bool = True
+    base: str | None = None
+    base_labeller: dict | None = None
 
     def __post_init__(self):
         if self.role not in ROLES:

@@ -40,6 +40,8 @@ class MultiFidelityModule(pl.LightningModule):
     scheduler: a `mfff.train.schedules` object config, or None.
     trained: heads whose fidelities enter the loss (default all); the others are only evaluated and stay frozen.
     policy: which parameters train, a `mfff.train.policies` config (default: all of them).
+    bases: {fidelity: {fidelity, labeller}} for heads that learned a difference to a base method (Δ-learning):
+        what the calculator and mfff-eval add back.
     settings: the run's data settings and length, stored so that `resume_from` can refuse a changed run.
     """
 
@@ -54,10 +56,11 @@ class MultiFidelityModule(pl.LightningModule):
         trained: list[str] | None = None,
         policy: dict | None = None,
         settings: dict | None = None,
+        bases: dict | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(
-            self.hparams_of(model, fidelities, loss, optimizer, scheduler, monitor, trained, policy, settings)
+            self.hparams_of(model, fidelities, loss, optimizer, scheduler, monitor, trained, policy, settings, bases)
         )
         self.fidelities = sorted(fidelities)
         self.potential = build_potential(self.hparams.model, self.fidelities)
@@ -85,6 +88,7 @@ class MultiFidelityModule(pl.LightningModule):
         trained=None,
         policy=None,
         settings=None,
+        bases=None,
     ) -> dict:
         """The hyper-parameters as the checkpoint stores them (plain, sorted), to compare a run with a checkpoint."""
         return {
@@ -96,6 +100,7 @@ class MultiFidelityModule(pl.LightningModule):
             "monitor": monitor,
             "trained": sorted(trained) if trained is not None else sorted(fidelities),
             "policy": _plain(policy),
+            "bases": _plain(bases) or {},
             "settings": _plain(settings),
         }
 

@@ -63,6 +63,11 @@ class Stage:
         return [f.name for f in self.fidelities if not f.trains]
 
     @property
+    def bases(self) -> dict[str, dict]:
+        """{fidelity: {fidelity: its base, labeller: the base method's config}} of Δ-learning heads."""
+        return {f.name: {"fidelity": f.base, "labeller": f.base_labeller} for f in self.fidelities if f.base}
+
+    @property
     def energy_only(self) -> list[str]:
         """Trained fidelities whose force labels are not used: the one place energy-only training is decided."""
         return [f.name for f in self.fidelities if f.trains and not f.forces]
@@ -127,6 +132,7 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
         "monitor": cfg.monitor,
         "trained": stage.train,
         "policy": stage.policy.config(),
+        "bases": stage.bases,
         "settings": run_settings(cfg, stage),
     }
     if resume:  # refuse an incompatible checkpoint or changed settings before spending time on the data
@@ -144,6 +150,7 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
         energy_only=stage.energy_only,
         sampling=stage.sampling,
         heads=stage.heads,
+        bases={name: base["fidelity"] for name, base in stage.bases.items()},
         _convert_="all",
     )
     data.setup("fit")
