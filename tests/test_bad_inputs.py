@@ -21,14 +21,14 @@ TRAIN_CASES = [
         ["model/backbone=foo"],
         "model/backbone=foo is not an option of model/backbone; choose one of mace, painn, schnet",
     ),
-    (["strategy="], "strategy= needs an option; choose one of finetune, multihead, pretrain, pretrain_finetune"),
+    (["strategy="], "strategy= needs an option; choose one of delta, finetune, multihead, pretrain, pretrain_finetune"),
     (["experiment=nope"], "experiment=nope is not an option of experiment; choose one of architecture, demo"),
     (["data.foo=1"], "data.foo is not a key of the config; check its spelling"),
     (["strategy.nope=3"], "strategy.nope is not a key of the config"),
     (["model/size=[a"], "cannot parse the override 'model/size=[a'"),
     (
         ["strategy=pretrain_finetune", "strategy/params@strategy.finetune.params=most"],
-        "strategy/params=most is not an option of strategy/params; choose one of frozen_backbone, full, partial",
+        "strategy/params=most is not an option of strategy/params; choose one of frozen_backbone, full, lora, partial",
     ),
     (
         ["data.sources.gfn2.reader._target_=mfff.data.readers.NoSuchReader"],

@@ -48,16 +48,31 @@ EXPECTED_FIDELITIES = {
     "pretrain": ["gfn2"],
     "pretrain_finetune": ["dft", "gfn2"],
     "multihead": ["cc", "dft", "gfn1", "gfn2"],
+    "replay_finetune": ["dft"],
+    "delta": ["dft"],
 }
 
 
 @pytest.mark.parametrize("strategy", options("strategy"))
 def test_every_strategy_instantiates(strategy):
-    extra = ["strategy.from=/some/run"] if strategy == "finetune" else []
+    extra = ["strategy.from=/some/run"] if "finetune" in strategy and strategy != "pretrain_finetune" else []
     cfg = compose_config("train", [*BASE, f"strategy={strategy}", *extra])
     instance = hydra.utils.instantiate(cfg.strategy, _convert_="all")
     assert instance.name == strategy
     assert instance.fidelities == EXPECTED_FIDELITIES[strategy]
+
+
+@pytest.mark.parametrize("params", options("strategy/params"))
+def test_every_parameter_policy_applies(params):
+    cfg = compose_config("train", [*BASE, "strategy=finetune", f"strategy/params={params}"])
+    policy = hydra.utils.instantiate(cfg.strategy.params, _convert_="all")
+    potential = build_potential(cfg.model, ["dft"])
+    before = {n for n, p in potential.named_parameters()}
+    policy.apply(potential)
+    trainable = {n for n, p in potential.named_parameters() if p.requires_grad}
+    assert policy.name == params and trainable and {n for n in trainable if n.startswith("heads.")}
+    assert (trainable == before) == (params == "full")
+    assert hydra.utils.instantiate(policy.config()) == policy  # what the checkpoint stores rebuilds it
 
 
 @pytest.mark.parametrize("scheduler", options("scheduler"))

@@ -20,7 +20,8 @@ class MultiFidelityDataModule(pl.LightningDataModule):
     Training batches follow `sampling` (a `Composition`: proportional, ratios or fixed; see mfff.data.sampler).
     Validation merges the val sets of all loaded fidelities; each test-set name (e.g. `test`, `test_mol`) is one
     loader. `eval_fidelities` are loaded for validation and test only (e.g. the pre-training fidelity, to measure
-    forgetting during fine-tuning). `fidelity` names the target (expensive) fidelity of single-fidelity strategies.
+    forgetting during fine-tuning). `fidelity` is the dataset's target (expensive) fidelity, `data.fidelity`: the
+    strategies read it from the config (`${data.fidelity}`); this module loads what the stage names.
     `budget` (a `LabelBudget` config) sets two sources' training sizes from one labelling budget.
     """
 
@@ -47,7 +48,6 @@ class MultiFidelityDataModule(pl.LightningDataModule):
         batch_size = whole_number(batch_size, "data.batch_size", 1)
         eval_batch_size = whole_number(eval_batch_size, "data.eval_batch_size", 1, allow_none=True)
         num_workers = whole_number(num_workers, "data.num_workers", 0)
-        self.target_fidelity = fidelity  # the expensive fidelity single-fidelity strategies train on
         self.train_fidelities = sorted(fidelities)
         if not self.train_fidelities:
             raise UserError("no fidelities selected (strategy.fidelities is empty)")
