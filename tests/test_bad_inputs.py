@@ -59,6 +59,11 @@ TRAIN_CASES = [
     # strategies
     (["strategy=multihead", "fidelities=[gfn2]"], "strategy=multihead needs at least two fidelities"),
     (["strategy=finetune"], "strategy.from is not set; give a run dir of mfff-train or a .ckpt file"),
+    (["strategy/builder=checkpoint"], "strategy.builder.checkpoint is required (it is ??? in the config)"),
+    (
+        ["strategy/builder=checkpoint", "strategy.builder.checkpoint=/nonexistent/run"],
+        "strategy.builder.checkpoint=/nonexistent/run does not exist",
+    ),  # fmt: skip
     (["strategy=finetune", "strategy.from=/nonexistent/run"], "strategy.from=/nonexistent/run does not exist"),
     (["strategy=finetune", "strategy.from=/tmp", "strategy.lr_scale=0"], "lr_scale (strategy.lr_scale, or strategy"),
     (

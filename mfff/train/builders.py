@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from mfff.errors import UserError
-from mfff.train.checkpoints import check_compatible, load_module, read_checkpoint
+from mfff.train.checkpoints import check_compatible, load_module, read_checkpoint, resolve_checkpoint
 from mfff.train.fidelity import Fidelity
 from mfff.train.module import MultiFidelityModule, reference_scale
 
@@ -42,24 +42,49 @@ class FromScratch:
             average = sum(s["avg_neighbours"] * s["n_train"] for s in stats.values()) / max(1, total)
             module.potential.backbone.set_data_statistics(average)
 
-    def record(self) -> dict | None:
-        return None
+    def describe(self) -> dict:
+        return {"name": "scratch"}
 
 
 class FromCheckpoint:
     """The backbone of a checkpoint (loaded strictly; its architecture must be the config's), and heads started
-    as their fidelities say.
+    as their fidelities say. The checkpoint is read when first needed.
 
     Args:
-        key: the config key that named the checkpoint, for messages.
+        checkpoint: a run dir of mfff-train (its best checkpoint) or a .ckpt file.
+        key: the config key that names the checkpoint, for messages.
     """
 
-    def __init__(self, checkpoint: Path, key: str = "strategy.from"):
-        self.checkpoint, self.key = Path(checkpoint), key
-        self.saved = read_checkpoint(self.checkpoint)
-        self.heads = list(self.saved["hyper_parameters"]["fidelities"])
-        # the weights as the plain architecture holds them (a policy's adapters merged in)
-        self.state = load_module(self.checkpoint, key).state_dict()
+    def __init__(self, checkpoint=None, key: str = "strategy.builder.checkpoint"):
+        self.source, self.key = checkpoint, key
+        self._loaded: tuple | None = None
+
+    def _load(self) -> tuple:
+        if self._loaded is None:
+            path = resolve_checkpoint(self.source, self.key)
+            saved = read_checkpoint(path)
+            # the weights as the plain architecture holds them (a policy's adapters merged in)
+            self._loaded = path, saved, load_module(path, self.key).state_dict()
+        return self._loaded
+
+    @property
+    def checkpoint(self) -> Path:
+        return self._load()[0]
+
+    @property
+    def saved(self) -> dict:
+        return self._load()[1]
+
+    @property
+    def state(self) -> dict:
+        return self._load()[2]
+
+    @property
+    def heads(self) -> list[str]:
+        return list(self.saved["hyper_parameters"]["fidelities"])
+
+    def describe(self) -> dict:
+        return {"name": "checkpoint", "checkpoint": str(self.checkpoint)}
 
     def check(self, model_cfg: dict, fidelities: list[Fidelity]) -> None:
         for fidelity in fidelities:
@@ -93,9 +118,6 @@ class FromCheckpoint:
             self.checkpoint,
             "; ".join(f"head {f.name}: {_describe(f)}" for f in fidelities),
         )
-
-    def record(self) -> dict:
-        return pretrain_record(self.checkpoint)
 
 
 def _describe(fidelity: Fidelity) -> str:

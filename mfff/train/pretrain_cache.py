@@ -80,6 +80,14 @@ def _callback_settings(staged: DictConfig) -> dict:
     return settings
 
 
+def _builder_settings(stage: Stage) -> dict:
+    """How the stage's model starts; a warm start's checkpoint by its content."""
+    settings = stage.builder.describe()
+    if "checkpoint" in settings:
+        settings["content"] = file_fingerprint(Path(settings["checkpoint"]))
+    return settings
+
+
 def cache_key(cfg: DictConfig, stage: Stage) -> tuple[str, dict]:
     """(sha256 key, the settings it hashes): the stage's fidelities (data settings, sizes, files' content), model,
     loss, optimiser, schedule, the trainer and callback settings that shape training, the stage's own settings,
@@ -98,6 +106,7 @@ def cache_key(cfg: DictConfig, stage: Stage) -> tuple[str, dict]:
             "energy_only": stage.energy_only,
             "sampling": stage.sampling,
             "policy": stage.policy.config(),
+            "builder": _builder_settings(stage),
             "lr_scale": stage.lr_scale,
         },
         "seed": int(cfg.seed),

@@ -11,10 +11,10 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from mfff.errors import UserError
-from mfff.train.builders import FromCheckpoint, pretrain_record
+from mfff.train.builders import FromCheckpoint, FromScratch, pretrain_record
 from mfff.train.checkpoints import resolve_checkpoint
 from mfff.train.checks import check_train_config
-from mfff.train.fidelity import Fidelity, HeadStart, evaluated, trained
+from mfff.train.fidelity import Fidelity, HeadStart, evaluated
 from mfff.train.policies import Full, ParameterPolicy
 from mfff.train.pretrain_cache import PretrainCache, cache_key
 from mfff.train.stage import Stage, StageResult, run_stage, stage_config
@@ -91,16 +91,30 @@ class Joint(Strategy):
     name = "joint"
     key = "strategy.fidelities"
 
-    def __init__(self, fidelities: list[str], use_forces: bool = True, sampling: dict | None = None, **common):
+    def __init__(
+        self,
+        fidelities: list[str],
+        use_forces: bool = True,
+        sampling: dict | None = None,
+        builder: FromScratch | FromCheckpoint | None = None,
+        **common,
+    ):
         super().__init__(fidelities, **common)
         self.use_forces, self.sampling = bool(use_forces), dict(sampling or {})
+        self.builder = builder if builder is not None else FromScratch()
 
     def describe(self) -> dict:
-        return {**super().describe(), "use_forces": self.use_forces, "sampling": self.sampling}
+        return {**super().describe(), "use_forces": self.use_forces, "sampling": self.sampling,
+                "builder": self.builder.describe()}  # fmt: skip
 
     def stage(self) -> Stage:
-        fidelities = [trained(f, self.use_forces) for f in self.fidelities]
-        return Stage(self.name, fidelities, sampling=self.sampling, config=self.deltas)
+        # from a checkpoint (a warm start), a head whose fidelity the checkpoint has starts from it, E0 re-fitted
+        loaded = self.builder.heads if isinstance(self.builder, FromCheckpoint) else []
+        fidelities = [
+            Fidelity(f, forces=self.use_forces, head=HeadStart(readout_from=f if f in loaded else None))
+            for f in self.fidelities
+        ]
+        return Stage(self.name, fidelities, self.builder, sampling=self.sampling, config=self.deltas)
 
     def run(self, cfg, output_dir, resume=None):
         _require_sources(cfg, self.fidelities, self.key)
@@ -224,7 +238,7 @@ class Finetune(Strategy):
         )
 
     def stage(self, checkpoint: Path) -> Stage:
-        builder = FromCheckpoint(checkpoint)
+        builder = FromCheckpoint(checkpoint, "strategy.from")
         source = self._source_head(builder)
         target = Fidelity(
             self.fidelity,

@@ -174,3 +174,38 @@ def test_finetune_from_a_checkpoint_file_records_its_pretraining(pretrained_gfn2
     assert metrics["pretrain"]["checkpoint"] == str(checkpoint)
     assert metrics["pretrain"]["n_train"] == {"gfn2": 64}
     assert json.loads((tmp_path / "metrics.json").read_text())["strategy"]["from"] == str(checkpoint)
+
+
+def test_a_joint_strategy_warm_starts_from_a_checkpoint(pretrained_gfn2, tmp_path):
+    from mfff.train.builders import FromCheckpoint
+    from mfff.train.strategies import MultiHead
+
+    checkpoint = resolve_checkpoint(pretrained_gfn2[0], "x")
+    stage = MultiHead(["dft", "gfn2"], builder=FromCheckpoint(pretrained_gfn2[0])).stage()
+    assert [(f.name, f.head.readout_from) for f in stage.fidelities] == [("dft", None), ("gfn2", "gfn2")]
+    checkpoint_data = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    saved = checkpoint_data["state_dict"]
+    warm = MultiFidelityModule(checkpoint_data["hyper_parameters"]["model"], stage.heads)
+    stats = {"e0": torch.zeros(N_ELEMENTS).numpy(), "force_rms": 2.0, "energy_scale": 1.0, "has_forces": True,
+             "elements": [1, 6, 7, 8]}  # fmt: skip
+    stage.builder.initialise(warm, stage.fidelities, {"dft": stats, "gfn2": stats})
+    backbone = warm.potential.backbone.state_dict()
+    assert all(torch.equal(value, saved[f"potential.backbone.{name}"]) for name, value in backbone.items())
+    assert torch.equal(warm.potential.heads["gfn2"].mlp[0].weight, saved["potential.heads.gfn2.mlp.0.weight"])
+    assert not torch.equal(warm.potential.heads["dft"].mlp[0].weight, saved["potential.heads.gfn2.mlp.0.weight"])
+    record = train_quick(
+        tmp_path, "strategy=multihead", "strategy.fidelities=[dft,gfn2]", "strategy/builder=checkpoint",
+        f"strategy.builder.checkpoint={pretrained_gfn2[0]}", fidelities=("dft", "gfn2"), n_train=16, epochs=1,
+    )  # fmt: skip
+    assert record["strategy"]["builder"] == {"name": "checkpoint", "checkpoint": str(checkpoint)}
+
+
+def test_a_warm_started_pretraining_has_its_own_cache_key(pretrained_gfn2):
+    from mfff.train.builders import FromCheckpoint
+    from mfff.train.pretrain_cache import cache_key
+    from mfff.train.stage import Stage
+
+    cfg = compose_config("train", ["paths.output_dir=/tmp/mfff-key", "strategy=pretrain_finetune"])
+    cold, _ = cache_key(cfg, Stage("pretrain", ["gfn2"]))
+    warm, settings = cache_key(cfg, Stage("pretrain", ["gfn2"], FromCheckpoint(pretrained_gfn2[0])))
+    assert warm != cold and settings["stage"]["builder"]["content"].startswith("sha256 ")
