@@ -84,7 +84,7 @@ class FromCheckpoint:
         return list(self.saved["hyper_parameters"]["fidelities"])
 
     def describe(self) -> dict:
-        return {"name": "checkpoint", "checkpoint": str(self.checkpoint)}
+        return {"name": "checkpoint", "checkpoint": str(self.source)}
 
     def check(self, model_cfg: dict, fidelities: list[Fidelity]) -> None:
         for fidelity in fidelities:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from mfff.train.builders import FromCheckpoint
 from mfff.train.stage import Stage, StageResult, stage_config
 from mfff.utils.instantiate import instantiate
 
@@ -83,8 +84,8 @@ def _callback_settings(staged: DictConfig) -> dict:
 def _builder_settings(stage: Stage) -> dict:
     """How the stage's model starts; a warm start's checkpoint by its content."""
     settings = stage.builder.describe()
-    if "checkpoint" in settings:
-        settings["content"] = file_fingerprint(Path(settings["checkpoint"]))
+    if isinstance(stage.builder, FromCheckpoint):
+        settings["content"] = file_fingerprint(stage.builder.checkpoint)
     return settings
 
 

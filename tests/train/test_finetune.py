@@ -197,7 +197,7 @@ def test_a_joint_strategy_warm_starts_from_a_checkpoint(pretrained_gfn2, tmp_pat
         tmp_path, "strategy=multihead", "strategy.fidelities=[dft,gfn2]", "strategy/builder=checkpoint",
         f"strategy.builder.checkpoint={pretrained_gfn2[0]}", fidelities=("dft", "gfn2"), n_train=16, epochs=1,
     )  # fmt: skip
-    assert record["strategy"]["builder"] == {"name": "checkpoint", "checkpoint": str(checkpoint)}
+    assert record["strategy"]["builder"] == {"name": "checkpoint", "checkpoint": str(pretrained_gfn2[0])}
 
 
 def test_a_warm_started_pretraining_has_its_own_cache_key(pretrained_gfn2):
