@@ -175,6 +175,8 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
         err.stage = stage.name
         raise
     best = _best_checkpoint(trainer)
+    # before validate/test: they restore the callbacks' states from the best checkpoint, which predate the stop
+    stopped, epochs, steps = stop_reason(trainer), int(trainer.current_epoch), int(trainer.global_step)
     flat = {}
     for result in [
         *trainer.validate(module, datamodule=data, ckpt_path=best, verbose=False),
@@ -189,11 +191,11 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
         nest_metrics(flat),
         stats,
         best,
-        int(trainer.current_epoch),
-        int(trainer.global_step),
+        epochs,
+        steps,
         trainer.is_global_zero,
         best_epoch=int(read_checkpoint(best)["epoch"]) if best else None,
-        stopped=stop_reason(trainer),
+        stopped=stopped,
         wall_s=round(time.perf_counter() - start, 1),
     )
 

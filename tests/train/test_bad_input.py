@@ -192,6 +192,10 @@ def test_metrics_json_says_why_the_run_stopped_and_which_epoch_was_best(tmp_path
     assert ungated["stopped"].startswith("early stopping at epoch 2: ") and ungated["epochs"] == 3
     constant = train(_config(tmp_path / "constant", *never_improves, "scheduler=none", epochs=20))
     assert constant["stopped"].startswith("early stopping at epoch 2: ")  # no schedule: nothing to wait for
+    # the best checkpoint long before the stop (its callback states predate it): still reported as an early stop
+    early_best = train(_config(tmp_path / "early", *never_improves, "callbacks.model_checkpoint.mode=max", epochs=20))
+    assert early_best["stopped"] == record["stopped"] and early_best["epochs"] == 18
+    assert early_best["best_epoch"] < 10
 
 
 def test_a_bad_finetune_setting_is_refused_before_the_pretraining(tmp_path):
