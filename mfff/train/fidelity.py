@@ -38,7 +38,9 @@ class Fidelity:
     """One fidelity in a stage: `role` train (its labels enter the loss) or eval (validation and test only);
     `forces` False trains it on energies alone (force-loss weight 0, force labels never read in training).
     With a `base` fidelity its head learns this fidelity minus the base (Δ-learning), on the conformers both label;
-    `base_labeller` (a `mfff.label.labellers` config) computes the base at inference."""
+    `base_labeller` (a `mfff.label.labellers` config) computes the base at inference. `energy_weight` and
+    `forces_weight` are its loss weights; None takes `loss.per_fidelity.<name>`, else `loss.energy_weight` /
+    `loss.forces_weight`."""
 
     name: str
     role: str = "train"
@@ -46,6 +48,8 @@ class Fidelity:
     forces: bool = True
     base: str | None = None
     base_labeller: dict | None = None
+    energy_weight: float | None = None
+    forces_weight: float | None = None
 
     def __post_init__(self):
         if self.role not in ROLES:

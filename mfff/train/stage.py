@@ -243,6 +243,11 @@ def _loss_for(cfg: DictConfig, stage: Stage) -> dict:
             f"loss.per_fidelity names {unknown}, which are not in data.sources ({', '.join(sorted(cfg.data.sources))})"
         )
     loss["per_fidelity"] = {f: dict(w) for f, w in per_fidelity.items() if f in stage.heads}
+    for fidelity in stage.fidelities:  # a stage's own weights win over the config's
+        own = {"energy_weight": fidelity.energy_weight, "forces_weight": fidelity.forces_weight}
+        own = {key: float(value) for key, value in own.items() if value is not None}
+        if own:
+            loss["per_fidelity"].setdefault(fidelity.name, {}).update(own)
     for name in stage.energy_only:
         loss["per_fidelity"].setdefault(name, {})["forces_weight"] = 0.0
     return loss

@@ -68,6 +68,13 @@ def test_energy_only_is_decided_by_the_stage_fidelity_and_zeroes_its_force_weigh
     loss = MultiFidelityLoss(stage.heads, **_loss_for(cfg, stage), trained=stage.train)
     assert loss.forces_weights.tolist() == [10.0, 0.0]  # dft, gfn2
     assert loss.energy_weights.tolist() == [20.0, 20.0]
+    # a fidelity's own weights (say, of replayed data) win over loss.per_fidelity, which wins over the defaults
+    from mfff.train.fidelity import Fidelity
+
+    weighted = Stage("multihead", [Fidelity("gfn2", energy_weight=2.0), trained("dft")])
+    cfg = compose_config("train", ["paths.output_dir=/tmp/mfff-loss", "+loss.per_fidelity.gfn2.energy_weight=7"])
+    loss = MultiFidelityLoss(weighted.heads, **_loss_for(cfg, weighted), trained=weighted.train)
+    assert loss.energy_weights.tolist() == [20.0, 2.0] and loss.forces_weights.tolist() == [10.0, 10.0]
 
 
 def test_per_fidelity_loss_weights_and_evaluate_only_heads():
