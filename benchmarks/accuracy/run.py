@@ -6,8 +6,9 @@
 Arms (N = DFT training labels; every run trains EPOCHS epochs per stage at BATCH structures per step):
 - `scratch`: DFT only, N = 50 and 200;
 - `pretrain`: GFN2 (2,000 frames) only, then fine-tuned on DFT at N = 50 and 200:
-  mace-torch `--foundation_model` with `--multiheads_finetuning False` (`ft_naive`) and with replay of the GFN2
-  data (`ft_multihead`, its multihead fine-tuning, the docs' recommended way); mfff `strategy=pretrain_finetune`;
+  mace-torch `--foundation_model` with `--multiheads_finetuning False` (`ft_naive`; `ft_naive_e0` with its E0s
+  re-estimated on the DFT data) and with replay of the GFN2 data (`ft_multihead`, its multihead fine-tuning, the
+  docs' recommended way); mfff `strategy=pretrain_finetune`;
 - `multihead`: GFN2 2,000 + DFT 50 at once (mfff `strategy=multihead`).
 
 Every model is evaluated by the same code (`evaluate`): its ASE calculator on `dft_test.xyz`. Each run is a fresh
@@ -90,6 +91,8 @@ def arms(seed: int) -> list[dict]:
         for arm, extra in (
             ("scratch", []),
             ("ft_naive", [f"--foundation_model={pretrained}", "--multiheads_finetuning=False"]),
+            # the naive fine-tune with E0s re-estimated on the fine-tuning data (least squares), as mfff re-fits E0
+            ("ft_naive_e0", [f"--foundation_model={pretrained}", "--multiheads_finetuning=False", "--E0s=estimated"]),
             (
                 "ft_multihead",
                 [

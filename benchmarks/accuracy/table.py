@@ -13,7 +13,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results.json"
 PLOT = HERE / "error_vs_wall_time.png"
-ARMS = ["scratch", "pretrain", "ft_naive", "ft_multihead", "pretrain_finetune", "multihead"]
+ARMS = ["scratch", "pretrain", "ft_naive", "ft_naive_e0", "ft_multihead", "pretrain_finetune", "multihead"]
 
 
 def median_and_range(values: list[float]) -> str:
