@@ -101,6 +101,7 @@ class FidelitySource(pl.LightningDataModule):
         self.val: list[Structure] = []
         self.tests: dict[str, list[Structure]] = {}
         self._pool: list[Structure] | None = None
+        self._structures: list[Structure] = []  # every structure read, in any split
         self._val_set: list[Structure] | None = None  # from a val file or `val` tags; else carved from the pool
         self._base: FidelitySource | None = None  # labels are ours minus this source's (Δ-learning)
         self._ready = False
@@ -171,8 +172,8 @@ class FidelitySource(pl.LightningDataModule):
 
     def all_structures(self) -> list[Structure]:
         """Every structure of this source, in any split."""
-        pool = self._split_pool()
-        return pool + (self._val_set or []) + [s for items in self.tests.values() for s in items]
+        self._split_pool()
+        return self._structures
 
     def _minus_base(self, structures: list[Structure], reader: Reader) -> list[Structure]:
         base = {_geometry(s): s for s in self._base.all_structures()}
@@ -239,6 +240,7 @@ class FidelitySource(pl.LightningDataModule):
             else:
                 structures = self.read()
                 pool, self.tests, self._val_set = self._split(structures)
+            self._structures = structures
             self._groups = {s.group for s in structures}
             self._pool = pool
         return self._pool

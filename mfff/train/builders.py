@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from mfff.errors import UserError
-from mfff.train.checkpoints import check_compatible, load_module, read_checkpoint, resolve_checkpoint
+from mfff.train.checkpoints import check_compatible, module_from, read_checkpoint, resolve_checkpoint
 from mfff.train.fidelity import Fidelity
 from mfff.train.module import MultiFidelityModule, reference_scale
 
@@ -64,7 +64,7 @@ class FromCheckpoint:
             path = resolve_checkpoint(self.source, self.key)
             saved = read_checkpoint(path)
             # the weights as the plain architecture holds them (a policy's adapters merged in)
-            self._loaded = path, saved, load_module(path, self.key).state_dict()
+            self._loaded = path, saved, module_from(saved).state_dict()
         return self._loaded
 
     @property

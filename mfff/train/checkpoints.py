@@ -11,7 +11,6 @@ from pathlib import Path
 import torch
 
 from mfff.errors import UserError
-from mfff.utils.instantiate import instantiate
 
 log = logging.getLogger(__name__)
 
@@ -75,19 +74,24 @@ def read_checkpoint(path) -> dict:
 
 def load_module(source, key: str = "ckpt", map_location="cpu"):
     """The trained `MultiFidelityModule` of a run dir or .ckpt, in eval mode."""
+    path = resolve_checkpoint(source, key)
+    module = module_from(read_checkpoint(path))
+    module.checkpoint_path = path
+    return module.to(map_location).eval()
+
+
+def module_from(checkpoint: dict):
+    """The `MultiFidelityModule` of a checkpoint already read, with its policy's adapters folded into the weights:
+    the plain architecture, as fast as it."""
     from mfff.train.module import MultiFidelityModule
 
-    path = resolve_checkpoint(source, key)
-    checkpoint = read_checkpoint(path)
     hyper_parameters = dict(checkpoint["hyper_parameters"])
     for legacy in ("frozen", "use_forces"):  # older checkpoints' training-only settings; evaluation needs neither
         hyper_parameters.pop(legacy, None)
     module = MultiFidelityModule(**hyper_parameters)
     module.load_state_dict(checkpoint["state_dict"])
-    if hyper_parameters.get("policy"):  # adapters fold into the weights: the plain architecture, as fast as it
-        instantiate(hyper_parameters["policy"]).merge(module.potential)
-    module.checkpoint_path = path
-    return module.to(map_location).eval()
+    module.policy.merge(module.potential)
+    return module
 
 
 def architecture(model_cfg: dict) -> dict:
