@@ -19,6 +19,7 @@ process with one thread; runs go one at a time, so wall times compare. Results: 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import subprocess
@@ -43,14 +44,15 @@ MACE_SIZE = ["--hidden_irreps=32x0e", "--num_interactions=2", "--r_max=5.0", "--
 # ----------------------------------------------------------------------------------------------- the runs
 def mace_command(name: str, work: Path, train: str, val: str, seed: int, *extra: str) -> list[str]:
     """mace-torch's own trainer as its README trains a model: float32, EMA 0.99, AMSGrad, E0s fitted on the
-    training data, its default loss (forces 100 : energy/atom 1), learning rate and plateau schedule."""
+    training data, its default loss (forces 100 : energy/atom 1), learning rate and plateau schedule.
+    `--restart_latest`: a run killed part-way resumes from its last checkpoint, as a user would rerun it."""
     e0s = [] if any(arg.startswith("--E0s") for arg in extra) else ["--E0s=average"]
     return [
         sys.executable, "-m", "mace.cli.run_train", f"--name={name}", f"--work_dir={work}",
         f"--train_file={DATA / train}", f"--valid_file={DATA / val}", f"--test_file={DATA / 'dft_test.xyz'}",
         "--model=MACE", *MACE_SIZE, *e0s, "--default_dtype=float32", "--device=cpu", f"--seed={seed}",
         f"--batch_size={BATCH}", "--valid_batch_size=50", f"--max_num_epochs={EPOCHS}", "--ema", "--ema_decay=0.99",
-        "--amsgrad", "--energy_key=REF_energy", "--forces_key=REF_forces", *extra,
+        "--amsgrad", "--energy_key=REF_energy", "--forces_key=REF_forces", "--restart_latest", *extra,
     ]  # fmt: skip
 
 
@@ -184,9 +186,12 @@ def load_results() -> dict:
 
 
 def save_result(name: str, record: dict) -> None:
-    results = load_results()
-    results[name] = record
-    atomic_write_text(RESULTS, json.dumps(results, indent=1, sort_keys=True) + "\n")
+    # two invocations of this script may run side by side (one per core): the lock keeps both records
+    with open(RESULTS.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = load_results()
+        results[name] = record
+        atomic_write_text(RESULTS, json.dumps(results, indent=1, sort_keys=True) + "\n")
 
 
 def finished(run: dict) -> bool:
