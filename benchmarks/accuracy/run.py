@@ -260,6 +260,7 @@ def main() -> None:
         subprocess.run([sys.executable, str(HERE / "export.py"), f"--out={DATA}"], check=True)
     write_mfff_data_config()
     for seed in args.seeds:
+        selected = []
         for run in arms(seed):
             if run["tool"].startswith("mfff"):
                 run["command"] += args.mfff_overrides
@@ -267,9 +268,19 @@ def main() -> None:
                 continue
             if args.sizes and run["n"] not in args.sizes and run["n"] != 0:
                 continue
-            if key(run, seed) in load_results() and "failed" not in load_results()[key(run, seed)]:
+            selected.append(run)
+        pending = [run for run in selected if not recorded(run, seed)]
+        for run in selected:
+            # a recorded pre-training is rebuilt when its model is gone (runs/ is not committed) and a fine-tune
+            # still needs it; its record is then replaced by the new run's
+            needed = run["arm"] == "pretrain" and any(other["arm"].startswith("ft_") for other in pending)
+            if recorded(run, seed) and not (needed and not finished(run)):
                 continue
             execute(run, seed)
+
+
+def recorded(run: dict, seed: int) -> bool:
+    return key(run, seed) in load_results() and "failed" not in load_results()[key(run, seed)]
 
 
 if __name__ == "__main__":
