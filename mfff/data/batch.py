@@ -30,6 +30,10 @@ class Batch:
     forces: torch.Tensor
     energy_mask: torch.Tensor
     forces_mask: torch.Tensor
+    # atoms per head, counted by the collater on the CPU, so that the model can give each head its own atoms
+    # without reading `fidelity` back from the device; None: the model runs every head on every atom instead.
+    # It must describe `fidelity`: build batches with `Collater`, or set it to None after changing `fidelity`
+    head_atoms: tuple[int, ...] | None = None
 
     @property
     def n_graphs(self) -> int:
@@ -37,9 +41,11 @@ class Batch:
 
     def to(self, device=None, dtype: torch.dtype | None = None) -> Batch:
         """Move to a device; `dtype` converts the floating-point fields (float32 / float64 models)."""
-        out = {}
+        out = {K.HEAD_ATOMS: self.head_atoms}
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == K.HEAD_ATOMS:
+                continue
             if dtype is not None and value.is_floating_point():
                 value = value.to(dtype)
             out[f.name] = value.to(device) if device is not None else value
@@ -60,6 +66,7 @@ assert {f.name for f in fields(Batch)} == {
     K.FORCES,
     K.ENERGY_MASK,
     K.FORCES_MASK,
+    K.HEAD_ATOMS,
 }
 
 
@@ -98,6 +105,7 @@ class Collater:
         forces = torch.from_numpy(np.concatenate(forces_list)).to(positions.dtype)
         forces_mask = torch.from_numpy(np.concatenate(forces_mask_list))
         edge_index, edge_shifts = neighbour_list(positions, batch, self.cutoff, self.neighbours, cell, pbc)
+        fidelity = torch.tensor([f for _, f in items], dtype=torch.long)
         return Batch(
             positions=positions,
             numbers=torch.from_numpy(np.concatenate([s.numbers for s in structures])).long(),
@@ -107,9 +115,10 @@ class Collater:
             n_atoms=n_atoms,
             edge_index=edge_index,
             edge_shifts=edge_shifts.to(positions.dtype),
-            fidelity=torch.tensor([f for _, f in items], dtype=torch.long),
+            fidelity=fidelity,
             energy=torch.nan_to_num(energy, nan=0.0).to(positions.dtype),
             forces=forces,
             energy_mask=energy_mask.to(positions.dtype),
             forces_mask=forces_mask.to(positions.dtype),
+            head_atoms=tuple(torch.bincount(fidelity, weights=n_atoms).long().tolist()),
         )

@@ -15,6 +15,7 @@ ENERGY: Final[str] = "energy"  # (n_graphs,) | eV, total energy label (0 where m
 FORCES: Final[str] = "forces"  # (n_atoms, 3) | eV/Å, force labels (0 where missing)
 ENERGY_MASK: Final[str] = "energy_mask"  # (n_graphs,) | 1.0 where the energy label exists, else 0.0
 FORCES_MASK: Final[str] = "forces_mask"  # (n_atoms,) | 1.0 where the atom's force label exists, else 0.0
+HEAD_ATOMS: Final[str] = "head_atoms"  # tuple of ints | atoms per head index (a host value: never on a device)
 
 # model outputs
 PRED_ENERGY: Final[str] = "pred_energy"  # (n_graphs,) | eV

@@ -24,6 +24,10 @@ class Backbone(nn.Module, abc.ABC):
     def forward(self, numbers: torch.Tensor, edge_index: torch.Tensor, edge_vectors: torch.Tensor) -> torch.Tensor:
         """(n_atoms,), (2, n_edges), (n_edges, 3) -> (n_atoms, n_features)."""
 
+    def check_elements(self, elements) -> None:  # noqa: B027 (a hook: most backbones take every element)
+        """Raise a UserError for atomic numbers this backbone cannot embed. Called once on the training data's
+        elements, so the training step itself never has to read its inputs' values (a host sync on a GPU)."""
+
 
 class Head(nn.Module, abc.ABC):
     """Atomic energies (eV) of one fidelity from backbone features."""

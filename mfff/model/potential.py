@@ -29,7 +29,8 @@ class Potential(nn.Module):
     def mark_known_elements(self, elements) -> None:
         self.known_elements[list(elements)] = True
 
-    def _check_elements(self, numbers: torch.Tensor) -> None:
+    def check_elements(self, numbers: torch.Tensor) -> None:
+        """A clear error for elements the training data never had (a host sync: eval only)."""
         if self.known_elements.any() and not bool(self.known_elements[numbers].all()):
             unknown = sorted({int(z) for z in numbers[~self.known_elements[numbers]]})
             known = [chemical_symbols[z] for z in torch.nonzero(self.known_elements).flatten().tolist()]
@@ -38,29 +39,47 @@ class Potential(nn.Module):
                 f"model's training data ({', '.join(known)}); it cannot predict them"
             )
 
+    def _atomic_by_head(self, features: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Each head on its own atoms only: atoms sorted by head, split by the collater's host-side counts (no
+        device read), and put back in place. A head without atoms in the batch still runs, on none, so every head's
+        parameters join each step's graph (DDP needs that)."""
+        if len(batch.head_atoms) > len(self.heads):
+            raise UserError(f"the batch has structures of head index {len(batch.head_atoms) - 1}, but the model "
+                            f"has {len(self.heads)} heads ({', '.join(self.heads)})")  # fmt: skip
+        counts = list(batch.head_atoms) + [0] * (len(self.heads) - len(batch.head_atoms))
+        order = torch.argsort(batch.fidelity[batch.batch], stable=True)
+        parts = zip(self.heads.values(), features[order].split(counts), batch.numbers[order].split(counts))
+        atomic_sorted = torch.cat([h(part, numbers) for h, part, numbers in parts])
+        return torch.empty_like(atomic_sorted).index_copy(0, order, atomic_sorted)
+
     def head_index(self, fidelity: str) -> int:
         if fidelity not in self.heads:
             raise UserError(f"the model has no head for fidelity {fidelity!r}; its heads are {', '.join(self.heads)}")
         return self.fidelities.index(fidelity)
 
-    def forward(self, batch: Batch, compute_forces: bool = True, head: str | None = None) -> dict[str, torch.Tensor]:
-        """Returns pred_energy (n_graphs,) in eV and, if asked, pred_forces (n_atoms, 3) in eV/Å."""
-        if not self.training:
-            self._check_elements(batch.numbers)
+    def forward(
+        self, batch: Batch, compute_forces: bool = True, head: str | None = None, check_elements: bool = True
+    ) -> dict[str, torch.Tensor]:
+        """Returns pred_energy (n_graphs,) in eV and, if asked, pred_forces (n_atoms, 3) in eV/Å.
+        check_elements=False: the caller checked them (a compiled forward pass cannot)."""
+        if check_elements and not self.training:
+            self.check_elements(batch.numbers)
         positions = batch.positions
         if compute_forces and not positions.requires_grad:
             positions = positions.detach().requires_grad_(True)
         receiver, sender = batch.edge_index
         vectors = positions[sender] - positions[receiver] + batch.edge_shifts
         features = self.backbone(batch.numbers, batch.edge_index, vectors)
-        # Every head runs on every atom, so every head's parameters join each step's graph (DDP-safe).
-        atomic_all = torch.stack([h(features, batch.numbers) for h in self.heads.values()], dim=1)
-        if head is None:
-            choice = batch.fidelity[batch.batch]
-        else:
-            choice = torch.full_like(batch.batch, self.head_index(head))
-        atomic = atomic_all.gather(1, choice[:, None]).squeeze(1)
-        energy = atomic.new_zeros(batch.n_graphs).index_add_(0, batch.batch, atomic)
+        if head is not None:
+            atomic = self.heads[self.fidelities[self.head_index(head)]](features, batch.numbers)
+        elif len(self.heads) == 1:
+            atomic = next(iter(self.heads.values()))(features, batch.numbers)
+        elif batch.head_atoms is not None:
+            atomic = self._atomic_by_head(features, batch)
+        else:  # every head on every atom, then each atom's own (a graph of static shapes, for compilation)
+            atomic_all = torch.stack([h(features, batch.numbers) for h in self.heads.values()], dim=1)
+            atomic = atomic_all.gather(1, batch.fidelity[batch.batch][:, None]).squeeze(1)
+        energy = atomic.new_zeros(batch.n_atoms.shape[0]).index_add_(0, batch.batch, atomic)
         out = {K.PRED_ENERGY: energy}
         if compute_forces:
             (gradient,) = torch.autograd.grad(energy.sum(), positions, create_graph=self.training)

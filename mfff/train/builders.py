@@ -23,6 +23,7 @@ def fit_to_data(module: MultiFidelityModule, fidelity: str, stats: dict, readout
     head = module.potential.heads[fidelity]
     scale = float(head.scale) if readout_loaded else reference_scale(stats)
     head.set_reference(stats["e0"] if e0 is None else e0, scale)
+    module.potential.backbone.check_elements(stats["elements"])
     module.potential.mark_known_elements(stats["elements"])
 
 

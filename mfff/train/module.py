@@ -8,6 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mfff.data.batch import Batch
 from mfff.errors import TrainingDiverged, UserError
+from mfff.model.compiled import CompiledPotential
 from mfff.model.potential import Potential
 from mfff.train.loss import MultiFidelityLoss
 from mfff.train.metrics import FidelityMetrics
@@ -33,7 +34,7 @@ def _plain(cfg):
 
 class MultiFidelityModule(pl.LightningModule):
     """Args:
-    model: {backbone: {_target_...}, head: {_target_...}, dtype: float32|float64}.
+    model: {backbone: {_target_...}, head: {_target_...}, dtype: float32|float64, compile: bool}.
     fidelities: names of the heads, in any order (stored sorted).
     loss: kwargs of `MultiFidelityLoss`.
     optimizer: {_target_: torch.optim.AdamW, _partial_: true, lr: ...}.
@@ -69,6 +70,8 @@ class MultiFidelityModule(pl.LightningModule):
         self.dtype_name = self.hparams.model.get("dtype", "float32")
         if self.dtype_name == "float64":
             self.potential.double()
+        # model.compile: the forward pass (forces included) compiled once for training and once for evaluation
+        self.compiled = CompiledPotential(self.potential) if self.hparams.model.get("compile") else None
         self.loss_fn = MultiFidelityLoss(self.fidelities, **(self.hparams.loss or {}), trained=self.hparams.trained)
         # heads that do not train are frozen too, so they stay exactly as loaded
         freeze_prefixes(self.potential, [f"heads.{f}." for f in self.fidelities if f not in self.hparams.trained])
@@ -131,11 +134,11 @@ class MultiFidelityModule(pl.LightningModule):
 
     # --------------------------------------------------------------------------------------------- the step
     def forward(self, batch: Batch, head: str | None = None):
-        return self.potential(batch, compute_forces=True, head=head)
+        return (self.compiled or self.potential)(batch, compute_forces=True, head=head)
 
     def _step(self, batch: Batch, stage: str) -> torch.Tensor:
         with torch.enable_grad():  # forces are -dE/dx, also during validation and test
-            out = self.potential(batch, compute_forces=True)
+            out = self(batch)
         losses = self.loss_fn(batch, out)
         # every fidelity of the stage, present in this batch or not (its rows weigh 0): no host sync to find out,
         # and no metric is computed without an update

@@ -157,15 +157,18 @@ class MACE(Backbone):
             self.avg_num_neighbors.fill_(float(avg_neighbours))
             self._share_avg_num_neighbors()
 
-    def _node_attrs(self, numbers: torch.Tensor) -> torch.Tensor:
-        index = self.element_index[numbers]
-        if bool((index < 0).any()):
-            unknown = sorted({chemical_symbols[int(z)] for z in numbers[index < 0]})
+    def check_elements(self, elements) -> None:
+        unknown = sorted({int(z) for z in elements} - set(self.elements))
+        if unknown:
             raise UserError(
-                f"element(s) {', '.join(unknown)} are not in model.backbone.elements "
+                f"element(s) {', '.join(chemical_symbols[z] for z in unknown)} are not in model.backbone.elements "
                 f"({', '.join(chemical_symbols[z] for z in self.elements)}); add their atomic numbers there"
             )
-        return nn.functional.one_hot(index, len(self.elements)).to(self.avg_num_neighbors.dtype)
+
+    def _node_attrs(self, numbers: torch.Tensor) -> torch.Tensor:
+        if not self.training:  # training data was checked once, when it was bound (no per-step host sync)
+            self.check_elements(torch.unique(numbers).tolist())
+        return nn.functional.one_hot(self.element_index[numbers], len(self.elements)).to(self.avg_num_neighbors.dtype)
 
     def forward(self, numbers, edge_index, edge_vectors):
         # mace-torch's convention: edge_index = (sender, receiver), vectors point from sender to receiver;

@@ -17,16 +17,20 @@ class PaiNNMessage(nn.Module):
         super().__init__()
         self.n = n_features
         self.phi = nn.Sequential(nn.Linear(n_features, n_features), nn.SiLU(), nn.Linear(n_features, 3 * n_features))
-        self.filter = nn.Linear(n_basis, 3 * n_features)
+        self.filter = nn.Linear(n_basis, 3 * n_features)  # applied by PaiNN.forward, once for all blocks
 
-    def forward(self, s, v, edge_index, rbf, envelope, unit):
+    def forward(self, s, v, edge_index, filters, unit):
+        """filters: this block's filter(rbf) times the cutoff envelope, (n_edges, 3 n). v=None: all zeros (the
+        first block), whose v[sender] term is skipped rather than multiplied by zero."""
         receiver, sender = edge_index
-        x = self.phi(s)[sender] * self.filter(rbf) * envelope[:, None]
+        x = self.phi(s)[sender] * filters
         ds, dv_v, dv_r = torch.split(x, self.n, dim=1)
-        dv = v[sender] * dv_v[:, None, :] + dv_r[:, None, :] * unit[:, :, None]
-        s = s + torch.zeros_like(s).index_add_(0, receiver, ds)
-        v = v + torch.zeros_like(v).index_add_(0, receiver, dv)
-        return s, v
+        dv = dv_r[:, None, :] * unit[:, :, None]
+        if v is None:
+            v = dv.new_zeros((s.shape[0], 3, self.n))
+        else:
+            dv = dv + v[sender] * dv_v[:, None, :]
+        return s.index_add(0, receiver, ds), v.index_add(0, receiver, dv)
 
 
 class PaiNNUpdate(nn.Module):
@@ -54,8 +58,8 @@ class PaiNNBlock(nn.Module):
         self.message = PaiNNMessage(n_features, n_basis)
         self.update = PaiNNUpdate(n_features)
 
-    def forward(self, s, v, edge_index, rbf, envelope, unit):
-        s, v = self.message(s, v, edge_index, rbf, envelope, unit)
+    def forward(self, s, v, edge_index, filters, unit):
+        s, v = self.message(s, v, edge_index, filters, unit)
         return self.update(s, v)
 
 
@@ -72,8 +76,10 @@ class PaiNN(Backbone):
         distance = torch.linalg.norm(edge_vectors, dim=1)
         unit = edge_vectors / distance[:, None]
         rbf, envelope = self.rbf(distance), self.envelope(distance)
-        s = self.embedding(numbers)
-        v = s.new_zeros((s.shape[0], 3, s.shape[1]))
-        for block in self.interactions:
-            s, v = block(s, v, edge_index, rbf, envelope, unit)
+        # every block's filter in one product with the envelope (as SchNetPack does), not one per block; each block
+        # keeps its own filter layer, so freezing or adapting a block still reaches it
+        filters = torch.cat([block.message.filter(rbf) for block in self.interactions], dim=1) * envelope[:, None]
+        s, v = self.embedding(numbers), None
+        for block, block_filters in zip(self.interactions, filters.split(3 * self.n_features, dim=1)):
+            s, v = block(s, v, edge_index, block_filters, unit)
         return s
