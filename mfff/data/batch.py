@@ -76,35 +76,35 @@ class Collater:
     Args:
         energy_only: head indices whose force labels are never read (their force mask is zero).
         dtype: 'float32' or 'float64' for all floating-point fields (the model's dtype).
+        cache: keep each structure's neighbour list on the structure after its first batch, for data whose
+            positions never change (a dataset; not an MD trajectory): later epochs only concatenate them.
     """
 
-    def __init__(self, cutoff: float, neighbours: str = "auto", energy_only=(), dtype: str = "float32"):
+    def __init__(
+        self, cutoff: float, neighbours: str = "auto", energy_only=(), dtype: str = "float32", cache: bool = False
+    ):
         self.cutoff, self.neighbours, self.energy_only = float(cutoff), neighbours, frozenset(energy_only)
+        self.cache = cache
         if dtype not in ("float32", "float64"):
             raise UserError(f"model.dtype={dtype!r} must be float32 or float64")
         self.dtype = getattr(torch, dtype)
 
     def __call__(self, items: list[tuple[Structure, int]]) -> Batch:
         structures = [s for s, _ in items]
-        n_atoms = torch.tensor([len(s) for s in structures], dtype=torch.long)
+        n_atoms = torch.tensor([len(s.numbers) for s in structures], dtype=torch.long)
         positions = torch.from_numpy(np.concatenate([s.positions for s in structures])).to(self.dtype)
         batch = torch.repeat_interleave(torch.arange(len(structures)), n_atoms)
         cell = torch.from_numpy(np.stack([s.cell for s in structures])).to(positions.dtype)
         pbc = torch.from_numpy(np.stack([s.pbc for s in structures]))
         energy = torch.tensor([s.energy for s in structures], dtype=torch.float64)
         energy_mask = torch.isfinite(energy)
-        forces_list, forces_mask_list = [], []
-        for s, fidelity in items:
-            if s.forces is None or fidelity in self.energy_only:
-                forces_list.append(np.zeros((len(s), 3)))
-                forces_mask_list.append(np.zeros(len(s), dtype=bool))
-            else:
-                ok = np.isfinite(s.forces).all(axis=1)
-                forces_list.append(np.where(ok[:, None], s.forces, 0.0))
-                forces_mask_list.append(ok)
-        forces = torch.from_numpy(np.concatenate(forces_list)).to(positions.dtype)
-        forces_mask = torch.from_numpy(np.concatenate(forces_mask_list))
-        edge_index, edge_shifts = neighbour_list(positions, batch, self.cutoff, self.neighbours, cell, pbc)
+        # one array op over the batch, not one per structure: unread labels are NaN, then masked with the NaN rows
+        forces = np.concatenate([s.forces if s.forces is not None and f not in self.energy_only
+                                 else np.full((len(s), 3), np.nan) for s, f in items])  # fmt: skip
+        ok = np.isfinite(forces).all(axis=1)
+        forces_mask = torch.from_numpy(ok)
+        forces = torch.from_numpy(np.where(ok[:, None], forces, 0.0)).to(positions.dtype)
+        edge_index, edge_shifts = self._neighbours(structures, positions, batch, n_atoms, cell, pbc)
         fidelity = torch.tensor([f for _, f in items], dtype=torch.long)
         return Batch(
             positions=positions,
@@ -122,3 +122,25 @@ class Collater:
             forces_mask=forces_mask.to(positions.dtype),
             head_atoms=tuple(torch.bincount(fidelity, weights=n_atoms).long().tolist()),
         )
+
+    def _neighbours(self, structures, positions, batch, n_atoms, cell, pbc):
+        key = (self.cutoff, self.neighbours)
+        cached = [getattr(s, _NEIGHBOURS, None) for s in structures] if self.cache else []
+        first_atoms = torch.cumsum(n_atoms, 0) - n_atoms
+        if cached and all(c is not None and c[0] == key for c in cached):
+            edge_counts = torch.tensor([c[1].shape[1] for c in cached])
+            local = torch.cat([c[1] for c in cached], dim=1)
+            shifts = torch.cat([c[2] for c in cached]).to(positions.dtype)
+            return local + torch.repeat_interleave(first_atoms, edge_counts), shifts
+        edge_index, shifts = neighbour_list(positions, batch, self.cutoff, self.neighbours, cell, pbc)
+        if self.cache:  # each structure's edges, in its own atom numbering
+            graph = batch[edge_index[0]]
+            order = torch.argsort(graph, stable=True)
+            counts = torch.bincount(graph, minlength=len(structures)).tolist()
+            local = (edge_index - first_atoms[graph])[:, order]
+            for s, edges, edge_shifts in zip(structures, local.split(counts, dim=1), shifts[order].split(counts)):
+                setattr(s, _NEIGHBOURS, (key, edges.clone(), edge_shifts.clone()))
+        return edge_index, shifts
+
+
+_NEIGHBOURS = "_mfff_neighbours"  # the attribute a structure's cached neighbour list lives in (Collater(cache=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader
 
 from mfff.data.batch import Collater
@@ -84,8 +85,9 @@ class MultiFidelityDataModule(pl.LightningDataModule):
                 f"energy-only fidelity {unknown[0]!r} is not trained here ({', '.join(self.train_fidelities)})"
             )
         energy_only_heads = [self.heads.index(f) for f in self.energy_only]
-        self.train_collate = Collater(cutoff, neighbours, energy_only=energy_only_heads, dtype=dtype)
-        self.eval_collate = Collater(cutoff, neighbours, dtype=dtype)
+        # the structures of a dataset never move: their neighbour lists are computed once, in the first epoch
+        self.train_collate = Collater(cutoff, neighbours, energy_only=energy_only_heads, dtype=dtype, cache=True)
+        self.eval_collate = Collater(cutoff, neighbours, dtype=dtype, cache=True)
         self.test_names: list[str] = []
         self._ready = False
 
@@ -135,16 +137,21 @@ class MultiFidelityDataModule(pl.LightningDataModule):
             items,
             batch_sampler=sampler,
             collate_fn=self.train_collate,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+            **self._loader_options(),
         )
+
+    def _loader_options(self) -> dict:
+        # persistent workers keep their neighbour-list caches and are not restarted every epoch (eval loaders too);
+        # pinned memory makes the copy to a GPU asynchronous
+        return {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0,
+                "pin_memory": torch.cuda.is_available()}  # fmt: skip
 
     def val_dataloader(self):
         return DataLoader(
             self._items(lambda s: s.val),
             batch_size=self.eval_batch_size,
             collate_fn=self.eval_collate,
-            num_workers=self.num_workers,
+            **self._loader_options(),
         )
 
     def test_dataloader(self):
@@ -153,7 +160,7 @@ class MultiFidelityDataModule(pl.LightningDataModule):
                 self._items(lambda s, n=name: s.tests.get(n, [])),
                 batch_size=self.eval_batch_size,
                 collate_fn=self.eval_collate,
-                num_workers=self.num_workers,
+                **self._loader_options(),
             )
             for name in self.test_names
         ]

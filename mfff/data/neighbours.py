@@ -9,6 +9,7 @@ no self-edges (except periodic images of the same atom), in the caller's atom in
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 
 import numpy as np
@@ -19,6 +20,7 @@ from mfff.errors import UserError
 BACKENDS = ("auto", "torch", "torch_cluster", "vesin")
 
 
+@functools.cache  # asked at every batch: the import system's search costs more than the neighbour list
 def has_torch_cluster() -> bool:
     return importlib.util.find_spec("torch_cluster") is not None
 
