@@ -225,8 +225,11 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, help="another mfff checkout (e.g. a git worktree of an older "
                         "commit), timed side by side as the tool 'mfff-<model> @ <--baseline-name>'")  # fmt: skip
     parser.add_argument("--baseline-name", default="baseline", help="its name in the results, e.g. a commit")
+    parser.add_argument("--results", type=Path, help="another results file (e.g. a before/after comparison)")
     parser.add_argument("--table", action="store_true", help="print the table of results.json and stop")
     args = parser.parse_args()
+    global RESULTS
+    RESULTS = args.results or RESULTS
     if args.table:
         print(table(load()))
         return

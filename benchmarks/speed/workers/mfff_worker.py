@@ -15,7 +15,6 @@ from protocol import chunks, count_parameters, load_structures, serve
 from mfff.config import conf_dir
 from mfff.data.batch import Collater
 from mfff.data.structure import Structure
-from mfff.model.compiled import CompiledPotential
 from mfff.train.loss import MultiFidelityLoss
 from mfff.train.module import build_potential
 
@@ -45,7 +44,11 @@ def build(request: dict):
         for chunk in chunks(structures, request["batch"], request["batches"])
     ]
 
-    forward = CompiledPotential(potential) if request.get("compile") else potential
+    forward = potential
+    if request.get("compile"):  # imported here: a baseline checkout (--baseline) may predate it
+        from mfff.model.compiled import CompiledPotential
+
+        forward = CompiledPotential(potential)
 
     def step(batch):
         optimizer.zero_grad(set_to_none=True)
