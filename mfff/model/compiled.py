@@ -32,9 +32,16 @@ class CompiledPotential:
     Not an nn.Module, so it adds nothing to a checkpoint.
     """
 
-    def __init__(self, potential: Potential, mode: str | None = None):
+    def __init__(self, potential: Potential, mode: str | None = None, compile_graph: bool = True):
+        if not type(potential.backbone).compilable:
+            raise UserError(
+                f"model.compile=true works with the PaiNN and SchNet backbones, not yet with "
+                f"{type(potential.backbone).__name__} (traced, its layers fix the batch's sizes: e3nn's tensor "
+                "products for MACE); train it with model.compile=false"
+            )
         self.potential = potential
         self.mode = mode
+        self.compile_graph = compile_graph  # False: run the traced graph as it is (checks, debugging)
         self.graphs: dict[tuple, object] = {}
 
     def __call__(self, batch: Batch, compute_forces: bool = True, head: str | None = None) -> dict:
@@ -91,7 +98,7 @@ class CompiledPotential:
         finally:
             fx_config.use_duck_shape = previous
         _drop_detaches(traced)
-        return torch.compile(traced, dynamic=True, mode=self.mode)
+        return torch.compile(traced, dynamic=True, mode=self.mode) if self.compile_graph else traced
 
 
 def _drop_detaches(graph_module: torch.fx.GraphModule) -> None:

@@ -17,6 +17,9 @@ class Backbone(nn.Module, abc.ABC):
 
     n_features: int
     cutoff: float
+    # model.compile=true traces the forward pass with symbolic sizes; a backbone that turns a size into a Python
+    # number would be traced for one batch shape only, so compilation is allowed where it was checked to work
+    compilable: bool = False
     embedding: nn.Module
     interactions: nn.ModuleList
 

@@ -9,7 +9,8 @@ from ase.build import molecule
 
 from mfff.data.batch import Collater
 from mfff.data.structure import Structure
-from mfff.model.backbones import PaiNN
+from mfff.errors import UserError
+from mfff.model.backbones import MACE, PaiNN, SchNet
 from mfff.model.compiled import CompiledPotential
 from mfff.model.heads import MLPHead
 from mfff.model.potential import Potential
@@ -38,9 +39,9 @@ BATCHES = [
 ]
 
 
-def _potential():
+def _potential(backbone_class=PaiNN):
     torch.manual_seed(0)
-    backbone = PaiNN(n_features=8, n_interactions=2, cutoff=CUTOFF)
+    backbone = backbone_class(n_features=8, n_interactions=2, cutoff=CUTOFF)
     heads = {"dft": MLPHead(8), "gfn2": MLPHead(8)}
     e0 = np.zeros(119)
     e0[[1, 6, 7, 8]] = [-13.6, -1029.0, -1485.0, -2042.0]
@@ -111,3 +112,28 @@ def test_a_single_structure_runs_eagerly_without_tracing():
     compiled = CompiledPotential(potential)
     out = compiled(_batch(["CH3OH"], 4))
     assert out["pred_forces"].shape == (6, 3) and not compiled.graphs
+
+
+@pytest.mark.parametrize("backbone_class", [PaiNN, SchNet])
+def test_the_traced_graph_serves_every_batch_size_with_eager_gradients(backbone_class):
+    """What torch.compile is given: the graph traced on the first batch, uncompiled. On batches of other sizes it
+    must give the eager energies, forces and loss gradients (a size baked in, or a gradient cut, would not)."""
+    potential = _potential(backbone_class).train()
+    traced = CompiledPotential(potential, compile_graph=False)
+    loss_fn = MultiFidelityLoss(["dft", "gfn2"])
+    parameters = list(potential.parameters())
+    for batch in BATCHES:
+        got, expected = traced(batch), potential(batch)
+        torch.testing.assert_close(got["pred_energy"], expected["pred_energy"], rtol=1e-6, atol=1e-4)
+        torch.testing.assert_close(got["pred_forces"], expected["pred_forces"], rtol=1e-5, atol=1e-6)
+        grads = [torch.autograd.grad(loss_fn(batch, out)["loss"], parameters) for out in (got, expected)]
+        for a, b in zip(*grads):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    assert len(traced.graphs) == 1
+
+
+def test_a_backbone_not_checked_for_compilation_is_refused_clearly():
+    backbone = MACE(n_channels=8, max_L=0, n_interactions=2, cutoff=CUTOFF, avg_num_neighbors=6.0)
+    potential = Potential(backbone, {"dft": MLPHead(backbone.n_features)})
+    with pytest.raises(UserError, match="works with the PaiNN and SchNet backbones, not yet with MACE"):
+        CompiledPotential(potential)

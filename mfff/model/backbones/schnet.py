@@ -37,6 +37,8 @@ class SchNetInteraction(nn.Module):
 
 
 class SchNet(Backbone):
+    compilable = True  # model.compile=true: traced and compiled for any batch (tests/model/test_compiled.py)
+
     def __init__(self, n_features: int = 64, n_interactions: int = 3, n_basis: int = 32, cutoff: float = 5.0):
         super().__init__()
         self.n_features, self.cutoff = n_features, float(cutoff)
