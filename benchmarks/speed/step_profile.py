@@ -5,8 +5,8 @@
 
 Each step is split into: waiting for the batch from the DataLoader (`data`: collate and neighbour list when there
 are no workers; with workers, only what the loop still waits for), the energies (`forward`), the forces
-(`forces`: autograd.grad with the graph kept), the loss and its backward pass (`backward`), and the AdamW step
-(`optimiser`). The neighbour list is also timed on its own, on the same batches (`neighbour list`, part of data
+(`forces`: autograd.grad with the graph kept), the loss and its backward pass (`backward`), and the step of mfff's
+configured optimiser (`optimiser`). The neighbour list is also timed on its own, on the same batches (`neighbour list`, part of data
 without workers). `--compile` times model.compile=true, whose forward and forces are one compiled call
 (reported as `forward`). The first epoch fills the neighbour-list caches and is not timed. Results: one record per
 setting in `step_profile.json`.
@@ -60,7 +60,7 @@ def profile(args, workers: int) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cfg, data, potential, loss_fn = build(args.model, args.size, args.batch, workers, args.fidelity)
-    optimizer = torch.optim.AdamW(potential.parameters(), lr=1e-4)
+    optimizer = instantiate(cfg.optimizer)(params=potential.parameters())  # mfff's own (AdamW, AMSGrad, fused)
     compiled = CompiledPotential(potential) if args.compile else None
     times = {name: 0.0 for name in SECTIONS}
     steps = structures = 0

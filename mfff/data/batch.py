@@ -94,8 +94,8 @@ class Collater:
         n_atoms = torch.tensor([len(s.numbers) for s in structures], dtype=torch.long)
         positions = torch.from_numpy(np.concatenate([s.positions for s in structures])).to(self.dtype)
         batch = torch.repeat_interleave(torch.arange(len(structures)), n_atoms)
-        cell = torch.from_numpy(np.stack([s.cell for s in structures])).to(positions.dtype)
-        pbc = torch.from_numpy(np.stack([s.pbc for s in structures]))
+        cell = torch.from_numpy(np.array([s.cell for s in structures])).to(positions.dtype)
+        pbc = torch.from_numpy(np.array([s.pbc for s in structures]))
         energy = torch.tensor([s.energy for s in structures], dtype=torch.float64)
         energy_mask = torch.isfinite(energy)
         # one array op over the batch, not one per structure: unread labels are NaN, then masked with the NaN rows
@@ -127,10 +127,10 @@ class Collater:
         key = (self.cutoff, self.neighbours)
         cached = [getattr(s, _NEIGHBOURS, None) for s in structures] if self.cache else []
         first_atoms = torch.cumsum(n_atoms, 0) - n_atoms
-        if cached and all(c is not None and c[0] == key for c in cached):
+        if cached and all(c is not None and c[0] == key for c in cached):  # numpy: it joins small arrays faster
             edge_counts = torch.tensor([c[1].shape[1] for c in cached])
-            local = torch.cat([c[1] for c in cached], dim=1)
-            shifts = torch.cat([c[2] for c in cached]).to(positions.dtype)
+            local = torch.from_numpy(np.concatenate([c[1] for c in cached], axis=1))
+            shifts = torch.from_numpy(np.concatenate([c[2] for c in cached])).to(positions.dtype)
             return local + torch.repeat_interleave(first_atoms, edge_counts), shifts
         edge_index, shifts = neighbour_list(positions, batch, self.cutoff, self.neighbours, cell, pbc)
         if self.cache:  # each structure's edges, in its own atom numbering
@@ -139,7 +139,7 @@ class Collater:
             counts = torch.bincount(graph, minlength=len(structures)).tolist()
             local = (edge_index - first_atoms[graph])[:, order]
             for s, edges, edge_shifts in zip(structures, local.split(counts, dim=1), shifts[order].split(counts)):
-                setattr(s, _NEIGHBOURS, (key, edges.clone(), edge_shifts.clone()))
+                setattr(s, _NEIGHBOURS, (key, edges.numpy().copy(), edge_shifts.numpy().copy()))
         return edge_index, shifts
 
 
