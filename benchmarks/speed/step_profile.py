@@ -5,11 +5,11 @@
 
 Each step is split into: waiting for the batch from the DataLoader (`data`: collate and neighbour list when there
 are no workers; with workers, only what the loop still waits for), the energies (`forward`), the forces
-(`forces`: autograd.grad with the graph kept), the loss and its backward pass (`backward`), and the step of mfff's
-configured optimiser (`optimiser`). The neighbour list is also timed on its own, on the same batches (`neighbour list`, part of data
-without workers). `--compile` times model.compile=true, whose forward and forces are one compiled call
-(reported as `forward`). The first epoch fills the neighbour-list caches and is not timed. Results: one record per
-setting in `step_profile.json`.
+(`forces`: autograd.grad with the graph kept), the loss and its backward pass (`backward`), and the step of
+mfff's configured optimiser (`optimiser`). The neighbour list is also timed on its own, on the same batches
+(`neighbour list`, part of data without workers). `--compile` times model.compile=true, whose forward and forces
+are one compiled call (reported as `forward`). The first epoch fills the neighbour-list caches and is not timed.
+Results: one record per setting in `step_profile.json`.
 """
 
 from __future__ import annotations
