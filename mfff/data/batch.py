@@ -41,10 +41,11 @@ class Batch:
 
     def to(self, device=None, dtype: torch.dtype | None = None) -> Batch:
         """Move to a device; `dtype` converts the floating-point fields (float32 / float64 models)."""
-        out = {K.HEAD_ATOMS: self.head_atoms}
+        out = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == K.HEAD_ATOMS:
+            if not isinstance(value, torch.Tensor):  # host values (head_atoms) stay where they are
+                out[f.name] = value
                 continue
             if dtype is not None and value.is_floating_point():
                 value = value.to(dtype)
@@ -125,21 +126,23 @@ class Collater:
 
     def _neighbours(self, structures, positions, batch, n_atoms, cell, pbc):
         key = (self.cutoff, self.neighbours)
-        cached = [getattr(s, _NEIGHBOURS, None) for s in structures] if self.cache else []
+        if not self.cache:
+            return neighbour_list(positions, batch, self.cutoff, self.neighbours, cell, pbc)
+        cached = [getattr(s, _NEIGHBOURS, None) for s in structures]
         first_atoms = torch.cumsum(n_atoms, 0) - n_atoms
-        if cached and all(c is not None and c[0] == key for c in cached):  # numpy: it joins small arrays faster
+        if all(c is not None and c[0] == key for c in cached):  # numpy: it joins small arrays faster
             edge_counts = torch.tensor([c[1].shape[1] for c in cached])
             local = torch.from_numpy(np.concatenate([c[1] for c in cached], axis=1))
             shifts = torch.from_numpy(np.concatenate([c[2] for c in cached])).to(positions.dtype)
             return local + torch.repeat_interleave(first_atoms, edge_counts), shifts
         edge_index, shifts = neighbour_list(positions, batch, self.cutoff, self.neighbours, cell, pbc)
-        if self.cache:  # each structure's edges, in its own atom numbering
-            graph = batch[edge_index[0]]
-            order = torch.argsort(graph, stable=True)
-            counts = torch.bincount(graph, minlength=len(structures)).tolist()
-            local = (edge_index - first_atoms[graph])[:, order]
-            for s, edges, edge_shifts in zip(structures, local.split(counts, dim=1), shifts[order].split(counts)):
-                setattr(s, _NEIGHBOURS, (key, edges.numpy().copy(), edge_shifts.numpy().copy()))
+        # each structure's edges, in its own atom numbering
+        graph = batch[edge_index[0]]
+        order = torch.argsort(graph, stable=True)
+        counts = torch.bincount(graph, minlength=len(structures)).tolist()
+        local = (edge_index - first_atoms[graph])[:, order]
+        for s, edges, edge_shifts in zip(structures, local.split(counts, dim=1), shifts[order].split(counts)):
+            setattr(s, _NEIGHBOURS, (key, edges.numpy().copy(), edge_shifts.numpy().copy()))
         return edge_index, shifts
 
 

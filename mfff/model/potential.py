@@ -71,7 +71,8 @@ class Potential(nn.Module):
         vectors = positions[sender] - positions[receiver] + batch.edge_shifts
         features = self.backbone(batch.numbers, batch.edge_index, vectors)
         if head is not None:
-            atomic = self.heads[self.fidelities[self.head_index(head)]](features, batch.numbers)
+            self.head_index(head)  # a clear error for a head the model does not have
+            atomic = self.heads[head](features, batch.numbers)
         elif len(self.heads) == 1:
             atomic = next(iter(self.heads.values()))(features, batch.numbers)
         elif batch.head_atoms is not None:
