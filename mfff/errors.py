@@ -5,10 +5,6 @@ class UserError(ValueError):
     """Bad input from the user (a config value, a file); the message names it and says how to fix it."""
 
 
-class UserError(UserError):
-    """A config value that cannot work (a non-positive batch size, an unknown thread count...)."""
-
-
 class TrainingDiverged(RuntimeError):
     """The loss (or a final metric) became NaN or infinite; the run dir's metrics.json records where."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from mfff.data.batch import Collater
 from mfff.data.budget import LabelBudget
@@ -86,8 +86,10 @@ class MultiFidelityDataModule(pl.LightningDataModule):
             )
         energy_only_heads = [self.heads.index(f) for f in self.energy_only]
         # the structures of a dataset never move: their neighbour lists are computed once, in the first epoch
-        self.train_collate = Collater(cutoff, neighbours, energy_only=energy_only_heads, dtype=dtype, cache=True)
-        self.eval_collate = Collater(cutoff, neighbours, dtype=dtype, cache=True)
+        # (not for streamed sources, whose structures are read anew for every batch and must not fill memory)
+        cache = not any(getattr(s.reader, "lazy", False) for s in self.sources.values())
+        self.train_collate = Collater(cutoff, neighbours, energy_only=energy_only_heads, dtype=dtype, cache=cache)
+        self.eval_collate = Collater(cutoff, neighbours, dtype=dtype, cache=cache)
         self.test_names: list[str] = []
         self._ready = False
 
@@ -119,13 +121,13 @@ class MultiFidelityDataModule(pl.LightningDataModule):
         tests = {name: [f for f in self.fidelities if name in self.sources[f].tests] for name in self.test_names}
         return {"train": self.train_fidelities, "val": self.fidelities, **tests}
 
-    def _items(self, pick, fidelities=None) -> list:
-        return [
+    def _items(self, pick, fidelities=None) -> LoadedItems:
+        return LoadedItems([
             (s, self.heads.index(f))
             for f in self.fidelities
             if fidelities is None or f in fidelities
             for s in pick(self.sources[f])
-        ]
+        ])  # fmt: skip
 
     def train_dataloader(self):
         items = self._items(lambda s: s.train, self.train_fidelities)
@@ -168,3 +170,17 @@ class MultiFidelityDataModule(pl.LightningDataModule):
     def stats(self) -> dict[str, dict]:
         """Training-set statistics of the trained fidelities (force statistics only when forces are used)."""
         return {f: self.sources[f].stats(use_forces=f not in self.energy_only) for f in self.train_fidelities}
+
+
+class LoadedItems(Dataset):
+    """(structure, head index) pairs; a structure streamed from disk is read when its batch is built."""
+
+    def __init__(self, items: list):
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int):
+        structure, head = self.items[index]
+        return structure.load(), head

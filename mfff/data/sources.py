@@ -176,6 +176,11 @@ class FidelitySource(pl.LightningDataModule):
         return self._structures
 
     def _minus_base(self, structures: list[Structure], reader: Reader) -> list[Structure]:
+        if getattr(reader, "lazy", False) or getattr(self._base.reader, "lazy", False):
+            raise UserError(
+                f"a Δ-model ({self.key} minus {self._base.key}) pairs the conformers of both sources in memory; "
+                f"set reader.lazy=false in both"
+            )
         base = {_geometry(s): s for s in self._base.all_structures()}
         paired = []
         for s in structures:

@@ -37,10 +37,15 @@ def fit_reference_energies(structures: list[Structure], ridge: float = 0.0) -> n
 
 
 def force_rms(structures: list[Structure]) -> float:
-    """Root-mean-square force component (eV/Å) over labelled atoms; 1.0 when there are no force labels."""
-    parts = [s.forces[np.isfinite(s.forces).all(axis=1)] for s in structures if s.forces is not None]
-    values = np.concatenate(parts) if parts else np.zeros((0, 3))
-    return float(np.sqrt(np.mean(values**2))) if values.size else 1.0
+    """Root-mean-square force component (eV/Å) over labelled atoms; 1.0 when there are no force labels.
+    Summed one structure at a time, so streamed data sets are read once and never held whole."""
+    total, count = 0.0, 0
+    for s in structures:
+        forces = s.forces
+        if forces is not None:
+            kept = forces[np.isfinite(forces).all(axis=1)]
+            total, count = total + float(np.square(kept).sum()), count + kept.size
+    return float(np.sqrt(total / count)) if count else 1.0
 
 
 def energy_residual_rms(structures: list[Structure], e0: np.ndarray) -> float:

@@ -21,6 +21,10 @@ class Structure:
     split: str = ""  # predefined split tag from the file, if any
     cost: float = float("nan")  # CPU seconds of the label, if the file records it
 
+    def load(self) -> Structure:
+        """The structure with its arrays in memory: itself (a streamed one, `StoredStructure`, reads its row)."""
+        return self
+
     def __len__(self) -> int:
         return len(self.numbers)
 

@@ -13,7 +13,8 @@ import numpy as np
 from ase import Atoms
 from ase.io.formats import filetype
 
-from mfff.data.readers.base import Reader, check_positions, checked_forces, existing_file, optional_path
+from mfff.data.readers.ase_db import Database, StoredStructure, is_database
+from mfff.data.readers.base import Reader, check_finite_positions, checked_forces, existing_file, optional_path
 from mfff.data.structure import Structure
 from mfff.data.units import energy_factor, forces_factor, length_factor
 from mfff.errors import UserError
@@ -51,11 +52,17 @@ def _lookup(atoms: Atoms, key: str):
 class ASEReader(Reader):
     """Labels are info/arrays keys (e.g. info `energy_dft`, array `forces_dft`), in the units given.
 
+    An ASE database (`.db`) is read with its key-value pairs and data arrays as label keys; with `lazy=True` only
+    what splitting and statistics need stays in memory (atomic numbers, energy, molecule, split tag, cost) and
+    each structure's positions and forces are read from the database when a batch needs them: for data sets
+    larger than memory (see `write_database` to make one).
+
     Args:
         forces_key: None for energy-only data.
         group_key: info key naming the molecule (for molecule-level splits); the formula if absent.
         split_key: info key holding predefined split tags (train/test/...), if the file has them.
         cost_key: info key with the CPU cost of each label, if recorded.
+        lazy: stream an ASE database from disk instead of reading it into memory.
     """
 
     def __init__(
@@ -70,6 +77,7 @@ class ASEReader(Reader):
         split_key: str | None = "split",
         cost_key: str | None = None,
         index: str = ":",
+        lazy: bool = False,
     ):
         self.path = optional_path(path)
         self.energy_key, self.forces_key = energy_key, forces_key
@@ -77,46 +85,69 @@ class ASEReader(Reader):
         self.f_factor = forces_factor(forces_unit, "reader.forces_unit")
         self.l_factor = length_factor(length_unit, "reader.length_unit")
         self.group_key, self.split_key, self.cost_key, self.index = group_key, split_key, cost_key, index
+        if not isinstance(lazy, bool):
+            raise UserError(f"reader.lazy={lazy!r} must be true or false")
+        self.lazy = lazy
 
     def read(self) -> list[Structure]:
-        frames = read_frames(existing_file(self.path), self.index)
-        structures, found_energy, found_forces = [], False, False
-        for index, atoms in enumerate(frames):
-            energy = _lookup(atoms, self.energy_key)
-            forces = _lookup(atoms, self.forces_key) if self.forces_key else None
-            if forces is not None:
-                forces = checked_forces(forces, len(atoms), index, self.path, "reader.forces_key")
-            found_energy |= energy is not None
-            found_forces |= forces is not None
-            if energy is None and forces is None:
-                continue  # this structure has no label of this fidelity
-            structures.append(
-                Structure(
-                    numbers=atoms.numbers.astype(np.int64),
-                    positions=atoms.positions * self.l_factor,
-                    energy=float("nan") if energy is None else float(energy) * self.e_factor,
-                    forces=None if forces is None else forces * self.f_factor,
-                    cell=np.asarray(atoms.cell[:]) * self.l_factor,
-                    pbc=np.asarray(atoms.pbc, dtype=bool),
-                    group=str(atoms.info.get(self.group_key, atoms.get_chemical_formula()))
-                    if self.group_key
-                    else atoms.get_chemical_formula(),
-                    split=str(atoms.info.get(self.split_key, "")) if self.split_key else "",
-                    cost=float(atoms.info.get(self.cost_key, float("nan"))) if self.cost_key else float("nan"),
-                )
-            )
-        if frames and not found_energy:
-            keys = sorted({k for a in frames[:50] for k in a.info})
+        path = existing_file(self.path)
+        if is_database(path):
+            database = Database(path)
+            frames = database.rows(self.index)
+            keep = (lambda s, row_id: StoredStructure(s, row_id, self, database)) if self.lazy else (lambda s, _: s)
+        elif self.lazy:
             raise UserError(
-                f"energy label key {self.energy_key!r} (reader.energy_key) was not found in {self.path}; "
+                f"reader.lazy=true streams an ASE database (.db), but {path} is not one; convert it once with "
+                f"mfff.data.readers.ase_db.write_database, or set reader.lazy=false to read it into memory"
+            )
+        else:
+            frames, keep = enumerate(read_frames(path, self.index)), (lambda s, _: s)
+        structures, found_energy, found_forces, seen = [], False, False, []
+        for index, atoms in frames:
+            if len(seen) < 50:
+                seen.append(atoms)  # to name the keys there are when a label key is missing
+            found_energy |= _lookup(atoms, self.energy_key) is not None
+            found_forces |= bool(self.forces_key) and _lookup(atoms, self.forces_key) is not None
+            structure = self.structure(atoms, index, path)
+            if structure is None:
+                continue  # this structure has no label of this fidelity
+            structures.append(keep(structure, index))
+        if seen and not found_energy:
+            keys = sorted({k for a in seen for k in a.info})
+            raise UserError(
+                f"energy label key {self.energy_key!r} (reader.energy_key) was not found in {path}; "
                 f"info keys there include: {', '.join(keys) or '(none)'}"
             )
-        if frames and self.forces_key and not found_forces:
-            keys = sorted({k for a in frames[:50] for k in a.arrays} - {"numbers", "positions"})
+        if seen and self.forces_key and not found_forces:
+            keys = sorted({k for a in seen for k in a.arrays} - {"numbers", "positions"})
+            keys += sorted(k for a in seen for k, v in a.info.items() if np.ndim(v) == 2 and k not in keys)
             raise UserError(
-                f"forces label key {self.forces_key!r} (reader.forces_key) was not found in {self.path}; "
+                f"forces label key {self.forces_key!r} (reader.forces_key) was not found in {path}; "
                 f"per-atom arrays there: {', '.join(keys) or '(none)'}; set reader.forces_key=null "
                 "for energy-only data"
             )
-        check_positions(structures, self.path)
         return structures
+
+    def structure(self, atoms: Atoms, index: int, path: Path) -> Structure | None:
+        """One frame as a Structure in eV, Å, eV/Å; None when it has no label of this fidelity."""
+        energy = _lookup(atoms, self.energy_key)
+        forces = _lookup(atoms, self.forces_key) if self.forces_key else None
+        if forces is not None:
+            forces = checked_forces(forces, len(atoms), index, path, "reader.forces_key")
+        if energy is None and forces is None:
+            return None
+        structure = Structure(
+            numbers=atoms.numbers.astype(np.int64),
+            positions=atoms.positions * self.l_factor,
+            energy=float("nan") if energy is None else float(energy) * self.e_factor,
+            forces=None if forces is None else forces * self.f_factor,
+            cell=np.asarray(atoms.cell[:]) * self.l_factor,
+            pbc=np.asarray(atoms.pbc, dtype=bool),
+            group=str(atoms.info.get(self.group_key, atoms.get_chemical_formula()))
+            if self.group_key
+            else atoms.get_chemical_formula(),
+            split=str(atoms.info.get(self.split_key, "")) if self.split_key else "",
+            cost=float(atoms.info.get(self.cost_key, float("nan"))) if self.cost_key else float("nan"),
+        )
+        check_finite_positions(structure, index, path)
+        return structure

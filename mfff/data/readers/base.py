@@ -47,8 +47,12 @@ def existing_file(path, key: str = "reader.path") -> Path:
 def check_positions(structures: list[Structure], path: Path) -> None:
     """NaN/inf positions are corrupt input, not a missing label: refuse them with the index."""
     for index, structure in enumerate(structures):
-        if not np.all(np.isfinite(structure.positions)):
-            raise UserError(f"structure {index} in {path} has non-finite (NaN/inf) positions; fix or remove it")
+        check_finite_positions(structure, index, path)
+
+
+def check_finite_positions(structure: Structure, index: int, path: Path) -> None:
+    if not np.all(np.isfinite(structure.positions)):
+        raise UserError(f"structure {index} in {path} has non-finite (NaN/inf) positions; fix or remove it")
 
 
 def checked_forces(forces, n_atoms: int, index: int, path: Path, key: str) -> np.ndarray:
