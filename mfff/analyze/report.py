@@ -1,0 +1,113 @@
+"""From run dirs to an analysis dir: the runs table, the fits, the plots and `report.md` that shows them."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from mfff.analyze import plots
+from mfff.analyze.collect import Collection, Run, collect, row, to_csv, to_markdown
+from mfff.analyze.planner import pareto_front, plan
+from mfff.analyze.studies import cost_points, heads, learning_curves, transfer
+from mfff.errors import UserError
+from mfff.train.report import UNITS
+from mfff.utils.atomic import atomic_write_text
+
+SUMMARY_COLUMNS = ["run", "strategy", "backbone", "size", "seed", "n_train", "label_cost_cpu_s", "best_epoch",
+                   "wall_s"]  # fmt: skip
+
+
+def unit_of(metric: str) -> str:
+    quantity, _, statistic = metric.rpartition("_")
+    if quantity not in UNITS or statistic not in ("mae", "rmse"):
+        raise UserError(f"metric={metric!r} is not one mfff records; choose e.g. forces_mae, energy_per_atom_rmse")
+    return UNITS[quantity]
+
+
+def checked(collection: Collection, require_finished: bool) -> tuple[list[Run], list[str]]:
+    """The finished runs and what is wrong with the others, which are skipped, or refused with `require_finished`."""
+    problems = [f"{p} (no metrics.json: killed or still running)" for p in collection.unfinished]
+    problems += [f"{r.path} (status {r.record.get('status')})" for r in collection.failed]
+    if problems and require_finished:
+        raise UserError(f"{len(problems)} run(s) did not finish: {'; '.join(problems)}; rerun them, or drop "
+                        "require_finished=true to analyse the rest")  # fmt: skip
+    if not collection.runs:
+        raise UserError("none of the runs finished; nothing to analyse")
+    return collection.runs, problems
+
+
+def target_fidelity(runs: list[Run], target: str | None) -> str:
+    """The fidelity the learning curves and costs are about: `target`, or the runs' own `data.fidelity`."""
+    if target:
+        return target
+    found = Counter()
+    for run in runs:
+        saved = run.path / ".hydra" / "config.yaml"
+        if saved.is_file():
+            fidelity = OmegaConf.load(saved).get("data", {}).get("fidelity")
+            if fidelity:
+                found[str(fidelity)] += 1
+    if len(found) != 1:
+        named = ", ".join(sorted(found)) or "none recorded"
+        raise UserError(f"cannot tell the target fidelity from the runs' configs ({named}); set target=<fidelity>")
+    return next(iter(found))
+
+
+def analyse(cfg) -> dict:
+    """Write the analysis of `cfg.runs` to `cfg.paths.output_dir`; return what was written and found."""
+    paths = [cfg.runs] if isinstance(cfg.runs, str) else list(cfg.runs)
+    runs, unfinished = checked(collect([Path(p) for p in paths]), bool(cfg.require_finished))
+    out = Path(cfg.paths.output_dir)
+    metric, split = str(cfg.metric), str(cfg.split)
+    unit = unit_of(metric)
+    target = target_fidelity(runs, cfg.target)
+    common = Path(*[p for p, *rest in zip(*[r.path.parts for r in runs]) if all(q == p for q in rest)])
+    rows = [row(r, relative_to=common) for r in sorted(runs, key=lambda r: str(r.path))]
+    atomic_write_text(out / "runs.csv", to_csv(rows))
+    atomic_write_text(out / "runs.md", to_markdown(rows) + "\n")
+    sections = [f"# mfff-analyze: {len(runs)} runs\n", f"Runs under `{common}`; {split} {metric} in {unit} on "
+                f"{target} unless named. Every run: `runs.csv` (one row per run, every metric).\n",
+                to_markdown(rows, SUMMARY_COLUMNS + [f"{split}.{target}.{metric}"]) + "\n"]  # fmt: skip
+    skipped, fits = [], {}
+    for title, found in (("Transfer: fine-tuned against pre-trained error", transfer(runs, metric, split)),
+                         ("Heads: one head's error against another's", heads(runs, metric, split))):  # fmt: skip
+        if not found:
+            continue
+        sections.append(f"## {title}\n")
+        for pairs in found:
+            if pairs.skipped:
+                skipped.append(pairs.skipped)
+                sections.append(f"- {pairs.name}: no fit ({pairs.skipped})\n")
+                continue
+            name = pairs.name.replace(" ", "_") + ".png"
+            plots.pairs_plot(pairs, unit, out / name)
+            fits[pairs.name] = pairs.fit.summary()
+            f = pairs.fit
+            sections.append(
+                f"{pairs.name} over {f.n} runs: log10(y) = {f.intercept:.3f} {'-' if f.slope < 0 else '+'} "
+                f"{abs(f.slope):.3f} log10(x), "
+                f"slope {100 * f.level:.0f}% interval [{f.slope_ci[0]:.3f}, {f.slope_ci[1]:.3f}], R² {f.r2:.3f}\n\n"
+                f"![{pairs.name}]({name})\n"
+            )
+    atomic_write_text(out / "fits.json", json.dumps(fits, indent=1) + "\n")
+    curves = learning_curves(runs, target, metric, split)
+    if curves:
+        plots.learning_curves_plot(curves, target, metric, unit, out / "learning_curves.png")
+        sections.append("## Learning curves\n\n![learning curves](learning_curves.png)\n")
+    points = cost_points(runs, target, metric, split)
+    if points:
+        plots.cost_plot(points, target, metric, unit, out / "cost_accuracy.png")
+        front = "\n".join(f"- {p.label}, {p.family}: {p.error:.4g} {unit} for {p.cost:.4g} CPU s"
+                          for p in pareto_front(points))  # fmt: skip
+        sections.append(f"## Cost and accuracy\n\n![cost and accuracy](cost_accuracy.png)\n\nPareto front:\n{front}\n")
+        if cfg.plan.target_error is not None or cfg.plan.budget is not None:
+            answers = plan(points, cfg.plan.target_error, cfg.plan.budget)
+            sections.append("Plan:\n" + "\n".join(f"- {a.describe('CPU s', unit)}" for a in answers) + "\n")
+    else:
+        sections.append("## Cost and accuracy\n\nNo run records a label cost (its data files have none).\n")
+    atomic_write_text(out / "report.md", "\n".join(sections))
+    return {"out": out, "runs": len(runs), "unfinished": unfinished, "skipped": skipped, "fits": fits,
+            "target": target}  # fmt: skip

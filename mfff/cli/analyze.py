@@ -1,0 +1,30 @@
+"""`mfff-analyze runs=<multirun dir or run dirs>`: tables, log-log transfer fits, learning curves, cost, report."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from mfff.cli.errors import run_hydra_app, user_errors
+from mfff.config import conf_dir
+
+
+@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="analyze")
+def app(cfg: DictConfig) -> None:
+    from mfff.analyze.report import analyse
+
+    with user_errors("mfff-analyze"):
+        result = analyse(cfg)
+        for run in result["unfinished"]:
+            print(f"mfff-analyze: skipping {run}")
+        for line in result["skipped"]:
+            print(f"mfff-analyze: skipped {line}")
+        print(f"mfff-analyze: {result['runs']} runs (target {result['target']}); wrote {result['out'] / 'report.md'}")
+
+
+def main() -> None:
+    run_hydra_app("mfff-analyze", app)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""`mfff-analyze` on two tiny real multiruns (pre-train -> fine-tune, multi-head): the table, fits, PNGs, report."""
+
+import csv
+import json
+
+import pytest
+from matplotlib.image import imread
+
+from tests.test_cli import _run
+from tests.train.conftest import QUICK
+
+SIZES = [f"data.sources.{f}.{k}={n}" for f in ("gfn2", "dft") for k, n in (("n_val", 16), ("n_test", 16))]
+
+
+@pytest.fixture(scope="module")
+def sweeps(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("analyze")
+    finetune = ["-m", "mfff.cli.train", "-m", "strategy=pretrain_finetune", "seed=0,1", "data.sources.dft.n_train=8,16",
+                "data.sources.gfn2.n_train=32", "+strategy.pretrain.trainer.max_epochs=1", "trainer.max_epochs=1",
+                f"paths.cache_dir={tmp}/cache", f"hydra.sweep.dir={tmp}/finetune", *SIZES, *QUICK]  # fmt: skip
+    multihead = ["-m", "mfff.cli.train", "-m", "strategy=multihead", "strategy.fidelities=[dft,gfn2]", "seed=0,1,2",
+                 "data.sources.dft.n_train=16", "data.sources.gfn2.n_train=32", "trainer.max_epochs=1",
+                 f"hydra.sweep.dir={tmp}/multihead", *SIZES, *QUICK]  # fmt: skip
+    for command in (finetune, multihead):
+        result = _run(command, tmp)
+        assert result.returncode == 0, result.stderr[-3000:]
+    return tmp
+
+
+def test_analyze_writes_the_table_fits_plots_and_report(sweeps):
+    out = sweeps / "analysis"
+    result = _run(["-m", "mfff.cli.analyze", f"runs=[{sweeps}/finetune,{sweeps}/multihead]", "plan.budget=1e9",
+                   f"hydra.run.dir={out}"], sweeps)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"mfff-analyze: 7 runs (target dft); wrote {out / 'report.md'}" in result.stdout
+    rows = list(csv.DictReader((out / "runs.csv").open()))
+    assert len(rows) == 7 and sorted(r["strategy"] for r in rows).count("pretrain_finetune") == 4
+    finetuned = [r for r in rows if r["strategy"] == "pretrain_finetune"]
+    assert sorted(r["n_train.dft"] for r in finetuned) == ["16", "16", "8", "8"]
+    assert all(float(r["pretrain.test.gfn2.forces_mae"]) > 0 and float(r["test.dft.forces_mae"]) > 0 for r in finetuned)
+    fits = json.loads((out / "fits.json").read_text())
+    assert fits["fine-tuned dft vs pre-trained gfn2"]["n"] == 4 and fits["head gfn2 vs head dft"]["n"] == 3
+    for fit in fits.values():
+        assert fit["slope_ci"][0] <= fit["slope"] <= fit["slope_ci"][1] and fit["r2"] <= 1.0
+    report = (out / "report.md").read_text()
+    pictures = sorted(p.name for p in out.glob("*.png"))
+    assert pictures == ["cost_accuracy.png", "fine-tuned_dft_vs_pre-trained_gfn2.png", "head_gfn2_vs_head_dft.png",
+                        "learning_curves.png"]  # fmt: skip
+    for name in pictures:
+        assert f"]({name})" in report
+        assert imread(out / name).shape == (480, 640, 4)  # an RGBA image of the promised size
+    assert "Pareto front:" in report and "Plan:" in report and "[measured]" in report
+
+
+def test_unfinished_runs_are_listed_then_skipped_or_refused(sweeps, tmp_path):
+    (sweeps / "finetune" / "0" / "metrics.json").rename(tmp_path / "kept.json")  # as if job 0 had been killed
+    try:
+        result = _run(["-m", "mfff.cli.analyze", f"runs={sweeps}/finetune", f"hydra.run.dir={tmp_path}/a"], sweeps)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert f"skipping {sweeps / 'finetune' / '0'} (no metrics.json" in result.stdout
+        assert "mfff-analyze: 3 runs" in result.stdout
+        refused = _run(["-m", "mfff.cli.analyze", f"runs={sweeps}/finetune", "require_finished=true",
+                        f"hydra.run.dir={tmp_path}/b"], sweeps)  # fmt: skip
+        assert refused.returncode == 2
+        assert refused.stderr.strip().splitlines()[-1].startswith("mfff-analyze: error: 1 run(s) did not finish: ")
+    finally:
+        (tmp_path / "kept.json").rename(sweeps / "finetune" / "0" / "metrics.json")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["runs=nowhere"], "nowhere is not a directory"),
+        (["runs=empty"], "empty holds no runs"),
+        (["runs=finetune", "metric=forces_median"], "metric='forces_median' is not one mfff records"),
+        ([], "runs is required"),
+    ],
+)
+def test_bad_input_is_one_line(sweeps, tmp_path, arguments, message):
+    (sweeps / "empty").mkdir(exist_ok=True)
+    result = _run(["-m", "mfff.cli.analyze", *arguments, f"hydra.run.dir={tmp_path}/out"], sweeps)
+    assert result.returncode == 2
+    (line,) = [x for x in result.stderr.strip().splitlines() if x.startswith("mfff-analyze: error:")]
+    assert message in line
