@@ -6,13 +6,17 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 from omegaconf import OmegaConf
 
 from mfff.analyze import plots
+from mfff.analyze.checkpoints import Predictions, atom_features, load_checkpoints, predictions, test_structures
 from mfff.analyze.collect import Collection, Run, collect, row, to_csv, to_markdown
 from mfff.analyze.planner import pareto_front, plan
+from mfff.analyze.similarity import linear_cka, mean_cca
 from mfff.analyze.studies import cost_points, heads, learning_curves, transfer
 from mfff.errors import UserError
+from mfff.train.checkpoints import load_module
 from mfff.train.report import UNITS
 from mfff.utils.atomic import atomic_write_text
 
@@ -108,6 +112,88 @@ def analyse(cfg) -> dict:
             sections.append("Plan:\n" + "\n".join(f"- {a.describe('CPU s', unit)}" for a in answers) + "\n")
     else:
         sections.append("## Cost and accuracy\n\nNo run records a label cost (its data files have none).\n")
+    if cfg.similarity.checkpoints:
+        sections.append(similarity_section(cfg, out))
+    if cfg.parity.checkpoints:
+        sections.append(parity_section(cfg, out))
     atomic_write_text(out / "report.md", "\n".join(sections))
     return {"out": out, "runs": len(runs), "unfinished": unfinished, "skipped": skipped, "fits": fits,
             "target": target}  # fmt: skip
+
+
+def _names(sources: list[str]) -> list[str]:
+    """Short names of checkpoints: their paths without the part all of them share."""
+    parts = [Path(s).resolve().parts for s in sources]
+    shared = 0
+    while all(len(p) > shared + 2 for p in parts) and len({p[shared] for p in parts}) == 1:
+        shared += 1
+    return ["/".join(p[shared:]) for p in parts]
+
+
+def similarity_section(cfg, out: Path) -> str:
+    """Linear CKA (and mean CCA) between every pair of checkpoints' per-atom features on the same structures."""
+    sources = [str(s) for s in cfg.similarity.checkpoints]
+    if len(sources) < 2:
+        raise UserError("similarity.checkpoints needs two or more checkpoints (run dirs or .ckpt files) to compare")
+    modules = load_checkpoints(sources, "similarity.checkpoints")
+    structures = test_structures(cfg.data, cfg.similarity.fidelity, cfg.similarity.split, cfg.similarity.structures)
+    features = [atom_features(m, structures, cfg.similarity.layer) for m in modules]
+    n = len(sources)
+    cka, cca = np.eye(n), np.eye(n)
+    for i in range(n):
+        for j in range(i + 1, n):
+            cka[i, j] = cka[j, i] = linear_cka(features[i], features[j])
+            cca[i, j] = cca[j, i] = mean_cca(features[i], features[j])
+    names = _names(sources)
+    layer = cfg.similarity.layer or "the backbone's output"
+    plots.heatmap(names, cka, f"linear CKA at {layer}", out / "similarity.png")
+    record = {"checkpoints": sources, "layer": cfg.similarity.layer, "atoms": int(features[0].shape[0]),
+              "linear_cka": cka.tolist(), "mean_cca": cca.tolist()}  # fmt: skip
+    atomic_write_text(out / "similarity.json", json.dumps(record, indent=1) + "\n")
+    rows = [{"checkpoint": names[i], **{f"CKA {names[j]}": float(cka[i, j]) for j in range(n)},
+             **{f"CCA {names[j]}": float(cca[i, j]) for j in range(n)}} for i in range(n)]  # fmt: skip
+    return (f"## Representation similarity\n\nPer-atom features at {layer} on {len(structures)} "
+            f"{cfg.similarity.fidelity} {cfg.similarity.split} structures ({features[0].shape[0]} atoms): linear "
+            f"CKA (1: the same up to rotation and scale) and mean squared canonical correlation.\n\n"
+            f"![similarity](similarity.png)\n\n{to_markdown(rows, list(rows[0]))}\n")  # fmt: skip
+
+
+def parity_section(cfg, out: Path) -> str:
+    """Predicted against labelled energies and forces of each checkpoint's heads, and the errors by molecule."""
+    sources = [str(s) for s in cfg.parity.checkpoints]
+    names, lines, record = _names(sources), ["## Parity and errors by molecule\n"], {}
+    for source, name in zip(sources, names):
+        module = load_module(source, "parity.checkpoints")
+        for fidelity in [f for f in module.fidelities if f in cfg.data.sources]:
+            found = predictions(module, test_structures(cfg.data, fidelity, cfg.parity.split), fidelity)
+            stem = f"parity_{name.replace('/', '_')}_{fidelity}"
+            plots.parity_plot(found.energy_per_atom[:, 0], found.energy_per_atom[:, 1], f"{fidelity} energy",
+                              "eV/atom", f"{name}: {fidelity} energies", out / f"{stem}_energy.png")  # fmt: skip
+            lines.append(f"{name}, head {fidelity}:\n\n![energies]({stem}_energy.png)\n")
+            if len(found.forces):
+                plots.parity_plot(found.forces[:, 0], found.forces[:, 1], f"{fidelity} force components", "eV/Å",
+                                  f"{name}: {fidelity} forces", out / f"{stem}_forces.png")  # fmt: skip
+                lines.append(f"![forces]({stem}_forces.png)\n")
+            molecules = by_molecule(found)
+            lines.append(to_markdown(molecules, list(molecules[0])) + "\n")
+            record.setdefault(source, {})[fidelity] = {"overall": overall(found), "by_molecule": molecules}
+    atomic_write_text(out / "parity.json", json.dumps(record, indent=1) + "\n")
+    return "\n".join(lines)
+
+
+def overall(found: Predictions) -> dict:
+    """Energy MAE per atom (meV/atom) and force MAE (meV/Å) over every structure, as metrics.json counts them."""
+    energy, forces = found.energy_per_atom, found.forces
+    return {"structures": len(energy),
+            "energy_per_atom_mae": 1e3 * float(np.abs(energy[:, 1] - energy[:, 0]).mean()) if len(energy) else None,
+            "forces_mae": 1e3 * float(np.abs(forces[:, 1] - forces[:, 0]).mean()) if len(forces) else None}  # fmt: skip
+
+
+def by_molecule(found: Predictions) -> list[dict]:
+    """Energy MAE per atom (meV/atom) and force MAE (meV/Å) of each molecule."""
+    rows = []
+    for group in sorted(set(found.groups) | set(found.force_groups)):
+        part = Predictions(found.energy_per_atom[[g == group for g in found.groups]],
+                           found.forces[[g == group for g in found.force_groups]], [], [])  # fmt: skip
+        rows.append({"molecule": group, **overall(part)})
+    return rows

@@ -3,6 +3,7 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 from matplotlib.image import imread
 
@@ -21,7 +22,10 @@ def sweeps(tmp_path_factory):
     multihead = ["-m", "mfff.cli.train", "-m", "strategy=multihead", "strategy.fidelities=[dft,gfn2]", "seed=0,1,2",
                  "data.sources.dft.n_train=16", "data.sources.gfn2.n_train=32", "trainer.max_epochs=1",
                  f"hydra.sweep.dir={tmp}/multihead", *SIZES, *QUICK]  # fmt: skip
-    for command in (finetune, multihead):
+    other_size = ["-m", "mfff.cli.train", "strategy=scratch", "model/size=m", "data.sources.dft.n_train=16",
+                  "trainer.max_epochs=1", f"hydra.run.dir={tmp}/size_m", *SIZES,
+                  *[q for q in QUICK if not q.startswith("model/size")]]  # fmt: skip
+    for command in (finetune, multihead, other_size):
         result = _run(command, tmp)
         assert result.returncode == 0, result.stderr[-3000:]
     return tmp
@@ -65,6 +69,42 @@ def test_unfinished_runs_are_listed_then_skipped_or_refused(sweeps, tmp_path):
         assert refused.stderr.strip().splitlines()[-1].startswith("mfff-analyze: error: 1 run(s) did not finish: ")
     finally:
         (tmp_path / "kept.json").rename(sweeps / "finetune" / "0" / "metrics.json")
+
+
+def test_similarity_and_parity_from_checkpoints(sweeps):
+    out, pretrained = sweeps / "checkpoints", sorted(str(p) for p in (sweeps / "cache" / "pretrain").glob("*[!k]"))
+    finetuned, multihead = sweeps / "finetune" / "0", sweeps / "multihead" / "0"
+    similarity = [pretrained[0], pretrained[0], pretrained[1], str(finetuned), str(multihead)]
+    result = _run(["-m", "mfff.cli.analyze", f"runs={sweeps}/multihead", f"parity.checkpoints=[{multihead}]",
+                   f"similarity.checkpoints=[{','.join(similarity)}]", "data.sources.dft.n_test=16",
+                   "data.sources.gfn2.n_test=16", f"hydra.run.dir={out}"], sweeps)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads((out / "similarity.json").read_text())
+    cka = np.array(found["linear_cka"])
+    assert found["atoms"] > 40 and cka.shape == (5, 5)  # the 16 dft test structures
+    np.testing.assert_allclose(cka, cka.T)
+    np.testing.assert_allclose(np.diag(cka), 1.0)
+    assert cka[0, 1] == pytest.approx(1.0)  # one checkpoint twice: the same features
+    assert np.all((cka > 0) & (cka <= 1 + 1e-9)) and cka[0, 2] < 1 - 1e-6  # two seeds' pre-trainings differ
+    assert imread(out / "similarity.png").shape == (480, 640, 4)
+    # the parity predictions reproduce the run's own test metrics, on the same 16 test structures per head
+    parity = json.loads((out / "parity.json").read_text())[str(multihead)]
+    metrics = json.loads((multihead / "metrics.json").read_text())["metrics"]["test"]
+    for fidelity in ("dft", "gfn2"):
+        assert parity[fidelity]["overall"]["structures"] == 16
+        for key in ("forces_mae", "energy_per_atom_mae"):
+            assert parity[fidelity]["overall"][key] == pytest.approx(metrics[fidelity][key], rel=1e-4), (fidelity, key)
+        molecules = parity[fidelity]["by_molecule"]
+        assert sum(m["structures"] for m in molecules) == 16  # by molecule: the same errors, split up
+        weighted = sum(m["structures"] * m["energy_per_atom_mae"] for m in molecules) / 16
+        assert weighted == pytest.approx(parity[fidelity]["overall"]["energy_per_atom_mae"], rel=1e-9)
+        for kind in ("energy", "forces"):
+            assert imread(out / f"parity_multihead_0_{fidelity}_{kind}.png").shape == (480, 640, 4)
+    mixed = f"similarity.checkpoints=[{multihead},{sweeps}/size_m]"
+    refused = _run(["-m", "mfff.cli.analyze", f"runs={sweeps}/multihead", mixed, f"hydra.run.dir={out}-m"], sweeps)
+    assert refused.returncode == 2
+    (line,) = [x for x in refused.stderr.splitlines() if x.startswith("mfff-analyze: error:")]
+    assert "size_m has another backbone or size than" in line and "compare checkpoints of one architecture" in line
 
 
 @pytest.mark.parametrize(

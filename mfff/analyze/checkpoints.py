@@ -1,0 +1,118 @@
+"""What analyses need from checkpoints: per-atom features at a layer (for similarity) and test-set predictions
+(for parity plots and errors by molecule), on structures of the data config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from mfff.data.batch import Collater
+from mfff.errors import UserError
+from mfff.train.checkpoints import architecture, load_module
+from mfff.utils.instantiate import instantiate
+
+BATCH = 64
+
+
+def test_structures(data_cfg, fidelity: str, split: str, limit: int | None = None) -> list:
+    """The first `limit` structures of a test set (`split`, e.g. 'test') of one source of the data config."""
+    if fidelity not in data_cfg.sources:
+        raise UserError(f"fidelity {fidelity!r} has no source in data.sources ({', '.join(data_cfg.sources)})")
+    data = instantiate(data_cfg, key="data", fidelities=[fidelity], dtype="float64")  # structures only: no dtype
+    data.setup("test")
+    tests = data.sources[fidelity].tests
+    if split not in tests:
+        raise UserError(f"{fidelity} has no test set {split!r}; it has {', '.join(sorted(tests)) or 'none'}")
+    return tests[split][:limit]
+
+
+def _batches(module, structures: list, what: str):
+    collate = Collater(module.potential.backbone.cutoff, dtype=module.dtype_name)
+    chunks = [structures[k : k + BATCH] for k in range(0, len(structures), BATCH)]
+    for chunk in tqdm(chunks, desc=what, unit="batch", leave=False):
+        yield chunk, collate([(s.load(), 0) for s in chunk])
+
+
+def load_checkpoints(sources: list[str], key: str) -> list:
+    """The modules of `sources` (run dirs or .ckpt files), refused unless they share one architecture: features of
+    different backbones or sizes live in different spaces, layer by layer."""
+    modules = [load_module(s, key) for s in tqdm(sources, desc="loading checkpoints", leave=False)]
+    shapes = [architecture(m.hparams.model)["backbone"] for m in modules]
+    for source, shape in zip(sources[1:], shapes[1:]):
+        if shape != shapes[0]:
+            raise UserError(
+                f"{key}: {source} has another backbone or size than {sources[0]} ({shape.get('_target_')} "
+                f"{_size(shape)} vs {shapes[0].get('_target_')} {_size(shapes[0])}); compare checkpoints of one "
+                "architecture"
+            )
+    return modules
+
+
+def _size(shape: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(shape.items()) if k != "_target_" and not isinstance(v, dict))
+
+
+def atom_features(module, structures: list, layer: str | None = None) -> np.ndarray:
+    """(atoms, features) of the backbone's output, or of its submodule `layer` (e.g. 'blocks.0'; for a module that
+    returns several tensors, the first per-atom one: the invariant features)."""
+    backbone = module.potential.backbone
+    try:
+        target = backbone.get_submodule(layer) if layer else backbone
+    except AttributeError as err:
+        names = ", ".join(n for n, _ in backbone.named_modules() if n and n.count(".") < 2)
+        raise UserError(f"similarity.layer={layer!r} is not a module of the backbone; it has: {names}") from err
+    captured, parts = [], []
+    handle = target.register_forward_hook(lambda _m, _i, output: captured.append(output))
+    try:
+        with torch.no_grad():
+            for _, batch in _batches(module, structures, "features"):
+                captured.clear()
+                module.potential(batch, compute_forces=False, check_elements=False)
+                parts.append(_per_atom(captured[-1], int(batch.numbers.shape[0]), layer))
+    finally:
+        handle.remove()
+    return np.concatenate(parts)
+
+
+def _per_atom(output, n_atoms: int, layer: str | None) -> np.ndarray:
+    candidates = output if isinstance(output, (tuple, list)) else [output]
+    for tensor in candidates:
+        if isinstance(tensor, torch.Tensor) and tensor.dim() >= 2 and tensor.shape[0] == n_atoms:
+            return tensor.reshape(n_atoms, -1).double().numpy()
+    raise UserError(f"similarity.layer={layer!r} gives no per-atom features (no tensor with one row per atom)")
+
+
+@dataclass
+class Predictions:
+    energy_per_atom: np.ndarray  # (structures, 2): label, predicted, eV/atom
+    forces: np.ndarray  # (force components, 2): label, predicted, eV/Å
+    groups: list[str]  # the molecule of each structure
+    force_groups: list[str]  # the molecule of each force component
+
+
+def predictions(module, structures: list, fidelity: str) -> Predictions:
+    """The checkpoint's `fidelity` head on the structures, beside their labels (unlabelled ones left out)."""
+    if fidelity not in module.fidelities:
+        raise UserError(f"the checkpoint {module.checkpoint_path} has no head {fidelity!r} ({module.fidelities})")
+    energies, forces, groups, force_groups = [], [], [], []
+    for chunk, batch in _batches(module, structures, f"predicting {fidelity}"):
+        out = module.potential(batch, compute_forces=True, head=fidelity)
+        predicted_forces = out["pred_forces"].detach().double().numpy()
+        predicted_energy = out["pred_energy"].detach().double().numpy()
+        start = 0
+        for s, energy in zip(chunk, predicted_energy):
+            s, n = s.load(), len(s)
+            if s.has_energy:
+                energies.append((s.energy / n, energy / n))
+                groups.append(s.group)
+            if s.forces is not None:
+                kept = np.isfinite(s.forces).all(axis=1)
+                pairs = np.stack([s.forces[kept].ravel(), predicted_forces[start : start + n][kept].ravel()], 1)
+                forces.append(pairs)
+                force_groups += [s.group] * len(pairs)
+            start += n
+    return Predictions(np.array(energies).reshape(-1, 2), np.concatenate(forces) if forces else np.zeros((0, 2)),
+                       groups, force_groups)  # fmt: skip
