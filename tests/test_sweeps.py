@@ -113,3 +113,43 @@ def test_every_study_runs_one_tiny_job(study, tmp_path):
     assert_sane_scale(metrics["metrics"]["test"]["dft"]["energy_per_atom_mae"], trivial, f"{study}: dft energy")
     expected = {"dft"} | ({"gfn2"} if cfg.strategy.name != "scratch" else set())
     assert set(metrics["n_train"]) >= expected
+
+
+def test_a_killed_sweep_rerun_runs_only_the_jobs_that_did_not_finish(tmp_path):
+    """kill -9 a 4-job multirun once 2 jobs wrote metrics.json; the rerun (same sweep dir) skips exactly those and
+    runs the rest; a changed config reruns every job."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    overrides = [o for o in quick_overrides(tmp_path, ("gfn2",), n_train=16, epochs=1) if "output_dir" not in o]
+    command = [sys.executable, "-m", "mfff.cli.train", "-m", "seed=0,1,2,3", "strategy=scratch", "data.fidelity=gfn2",
+               *overrides, f"hydra.sweep.dir={tmp_path}/sweep"]  # fmt: skip
+    first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 600
+    while len(list((tmp_path / "sweep").glob("*/metrics.json"))) < 2 and first.poll() is None:
+        assert time.monotonic() < deadline, "the sweep wrote no 2 metrics.json in 10 minutes"
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    done = {p.parent.name: p.stat().st_mtime_ns for p in (tmp_path / "sweep").glob("*/metrics.json")}
+    assert 2 <= len(done) < 4, f"the kill came too late: {sorted(done)} had finished"
+    rerun = _run(command[1:], tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    skipped = {n for n in "0123" if f"job {n}: {tmp_path / 'sweep' / n} finished before with this config; skipped"
+               in rerun.stdout}  # fmt: skip
+    assert skipped == set(done)
+    for name, mtime in done.items():  # skipped: their metrics.json untouched
+        assert (tmp_path / "sweep" / name / "metrics.json").stat().st_mtime_ns == mtime
+    records = {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "sweep").glob("*/metrics.json")}
+    assert sorted(records) == ["0", "1", "2", "3"] and all(r["status"] == "finished" for r in records.values())
+    assert [records[n]["seed"] for n in "0123"] == [0, 1, 2, 3]
+    changed = _run([*command[1:], "data.sources.gfn2.n_train=24"], tmp_path)
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    assert changed.stdout.count("finished with another config; running it again with this one") == 4
+    assert "skipped" not in changed.stdout
+    assert all(json.loads((tmp_path / "sweep" / n / "metrics.json").read_text())["n_train"] == {"gfn2": 24}
+               for n in "0123")  # fmt: skip

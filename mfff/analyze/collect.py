@@ -26,7 +26,8 @@ class Run:
 
     @property
     def finished(self) -> bool:
-        return self.record.get("status") == "finished"
+        status = self.record.get("status")  # none in pre-training cache entries written before mfff recorded it
+        return status == "finished" or (status is None and bool(self.record.get("metrics")))
 
     def metric(self, split: str, fidelity: str, name: str, stage: str | None = None) -> float | None:
         """A test / val metric (stage 'pretrain': of the pre-training this run started from)."""

@@ -86,7 +86,7 @@ def analyse(cfg) -> dict:
                 skipped.append(pairs.skipped)
                 sections.append(f"- {pairs.name}: no fit ({pairs.skipped})\n")
                 continue
-            name = pairs.name.replace(" ", "_") + ".png"
+            name = "".join(c if c.isalnum() or c in "-." else "_" for c in pairs.name) + ".png"
             plots.pairs_plot(pairs, unit, out / name)
             fits[pairs.name] = pairs.fit.summary()
             f = pairs.fit

@@ -37,17 +37,18 @@ class Pairs:
 
 
 def transfer(runs: list[Run], metric: str, split: str) -> list[Pairs]:
-    """Fine-tuned error (on each fine-tuned fidelity) against the pre-trained model's error (on its fidelity)."""
-    groups: dict[tuple[str, str], Pairs] = {}
+    """Fine-tuned error (on each fine-tuned fidelity) against the pre-trained model's error (on its fidelity), one
+    fit per number of fine-tuning labels: the relation holds at a fixed fine-tuning set, across pre-trainings."""
+    groups: dict[tuple[str, str, int], Pairs] = {}
     for run in runs:
         for pre in run.pretrain_fidelities:
             x = run.metric(split, pre, metric, stage="pretrain")
             for target in run.trained:
-                y = run.metric(split, target, metric)
-                if x is None or y is None:
+                y, n = run.metric(split, target, metric), (run.record.get("n_train") or {}).get(target)
+                if x is None or y is None or n is None:
                     continue
-                pairs = groups.setdefault((pre, target), Pairs(
-                    f"fine-tuned {target} vs pre-trained {pre}", f"pre-trained {pre} {split} {metric}",
+                pairs = groups.setdefault((pre, target, n), Pairs(
+                    f"fine-tuned {target} (n={n}) vs pre-trained {pre}", f"pre-trained {pre} {split} {metric}",
                     f"fine-tuned {target} {split} {metric}", [], [], []))  # fmt: skip
                 pairs.x.append(x)
                 pairs.y.append(y)

@@ -13,13 +13,17 @@ from mfff.config import conf_dir
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")
 def app(cfg: DictConfig) -> float | None:
+    from mfff.train.finished import finished_before
     from mfff.train.run import train
 
     runtime = HydraConfig.get()
     choices = {**dict(runtime.runtime.choices), "_overrides": list(runtime.overrides.task)}
     metrics = None
-    with user_errors("mfff-train", in_sweep=runtime.mode == RunMode.MULTIRUN):
-        metrics = train(cfg, choices)
+    in_sweep = runtime.mode == RunMode.MULTIRUN
+    with user_errors("mfff-train", in_sweep=in_sweep):
+        # a rerun sweep (same hydra.sweep.dir) skips the jobs that finished with this very config
+        metrics = finished_before(cfg, f"job {runtime.job.num}") if in_sweep and not cfg.get("resume_from") else None
+        metrics = metrics or train(cfg, choices)
     if metrics is None:  # a diverged job of a sweep
         return None
     # the value Hydra sweepers optimise: the monitored validation metric, if present

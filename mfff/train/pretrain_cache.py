@@ -158,6 +158,8 @@ class PretrainCache:
             log.info("pre-training into %s (cache key %s)", final, key)
             result = build(partial)
             record = {
+                "status": "finished",  # a run dir like any other to mfff-analyze
+                "strategy": {"name": "pretrain", "fidelities": sorted(result.stats)},
                 "key": key,
                 "settings": settings,
                 "n_train": {f: s["n_train"] for f, s in result.stats.items()},

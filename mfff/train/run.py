@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from mfff.errors import TrainingDiverged
 from mfff.train.checks import check_train_config
+from mfff.train.finished import config_fingerprint
 from mfff.train.report import UNITS, format_summary
 from mfff.train.stage import processes_per_node
 from mfff.train.strategies import Strategy
@@ -41,6 +42,7 @@ def train(cfg: DictConfig, run_choices: dict | None = None) -> dict:
         "threads": threads.threads,
         "overrides": list(choices.get("_overrides", [])),
         "units": UNITS,
+        "config_hash": config_fingerprint(cfg),  # a rerun sweep skips this job while its config stays the same
     }
     try:
         outcome = strategy.run(cfg, output_dir, cfg.get("resume_from") or None)

@@ -16,8 +16,9 @@ SIZES = [f"data.sources.{f}.{k}={n}" for f in ("gfn2", "dft") for k, n in (("n_v
 @pytest.fixture(scope="module")
 def sweeps(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("analyze")
-    finetune = ["-m", "mfff.cli.train", "-m", "strategy=pretrain_finetune", "seed=0,1", "data.sources.dft.n_train=8,16",
-                "data.sources.gfn2.n_train=32", "+strategy.pretrain.trainer.max_epochs=1", "trainer.max_epochs=1",
+    finetune = ["-m", "mfff.cli.train", "-m", "strategy=pretrain_finetune", "seed=0,1,2",
+                "data.sources.dft.n_train=8,16", "data.sources.gfn2.n_train=32",
+                "+strategy.pretrain.trainer.max_epochs=1", "trainer.max_epochs=1",
                 f"paths.cache_dir={tmp}/cache", f"hydra.sweep.dir={tmp}/finetune", *SIZES, *QUICK]  # fmt: skip
     multihead = ["-m", "mfff.cli.train", "-m", "strategy=multihead", "strategy.fidelities=[dft,gfn2]", "seed=0,1,2",
                  "data.sources.dft.n_train=16", "data.sources.gfn2.n_train=32", "trainer.max_epochs=1",
@@ -36,19 +37,22 @@ def test_analyze_writes_the_table_fits_plots_and_report(sweeps):
     result = _run(["-m", "mfff.cli.analyze", f"runs=[{sweeps}/finetune,{sweeps}/multihead]", "plan.budget=1e9",
                    f"hydra.run.dir={out}"], sweeps)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"mfff-analyze: 7 runs (target dft); wrote {out / 'report.md'}" in result.stdout
+    assert f"mfff-analyze: 9 runs (target dft); wrote {out / 'report.md'}" in result.stdout
     rows = list(csv.DictReader((out / "runs.csv").open()))
-    assert len(rows) == 7 and sorted(r["strategy"] for r in rows).count("pretrain_finetune") == 4
+    assert len(rows) == 9 and sorted(r["strategy"] for r in rows).count("pretrain_finetune") == 6
     finetuned = [r for r in rows if r["strategy"] == "pretrain_finetune"]
-    assert sorted(r["n_train.dft"] for r in finetuned) == ["16", "16", "8", "8"]
+    assert sorted(r["n_train.dft"] for r in finetuned) == ["16"] * 3 + ["8"] * 3
     assert all(float(r["pretrain.test.gfn2.forces_mae"]) > 0 and float(r["test.dft.forces_mae"]) > 0 for r in finetuned)
     fits = json.loads((out / "fits.json").read_text())
-    assert fits["fine-tuned dft vs pre-trained gfn2"]["n"] == 4 and fits["head gfn2 vs head dft"]["n"] == 3
+    # one transfer fit per fine-tuning set (8 and 16 labels), each over the three seeds' pre-trainings
+    assert fits["fine-tuned dft (n=8) vs pre-trained gfn2"]["n"] == 3 and fits["head gfn2 vs head dft"]["n"] == 3
+    assert fits["fine-tuned dft (n=16) vs pre-trained gfn2"]["n"] == 3
     for fit in fits.values():
         assert fit["slope_ci"][0] <= fit["slope"] <= fit["slope_ci"][1] and fit["r2"] <= 1.0
     report = (out / "report.md").read_text()
     pictures = sorted(p.name for p in out.glob("*.png"))
-    assert pictures == ["cost_accuracy.png", "fine-tuned_dft_vs_pre-trained_gfn2.png", "head_gfn2_vs_head_dft.png",
+    assert pictures == ["cost_accuracy.png", "fine-tuned_dft__n_16__vs_pre-trained_gfn2.png",
+                        "fine-tuned_dft__n_8__vs_pre-trained_gfn2.png", "head_gfn2_vs_head_dft.png",
                         "learning_curves.png"]  # fmt: skip
     for name in pictures:
         assert f"]({name})" in report
@@ -62,7 +66,7 @@ def test_unfinished_runs_are_listed_then_skipped_or_refused(sweeps, tmp_path):
         result = _run(["-m", "mfff.cli.analyze", f"runs={sweeps}/finetune", f"hydra.run.dir={tmp_path}/a"], sweeps)
         assert result.returncode == 0, result.stderr[-3000:]
         assert f"skipping {sweeps / 'finetune' / '0'} (no metrics.json" in result.stdout
-        assert "mfff-analyze: 3 runs" in result.stdout
+        assert "mfff-analyze: 5 runs" in result.stdout
         refused = _run(["-m", "mfff.cli.analyze", f"runs={sweeps}/finetune", "require_finished=true",
                         f"hydra.run.dir={tmp_path}/b"], sweeps)  # fmt: skip
         assert refused.returncode == 2
