@@ -86,7 +86,7 @@ def analyse(cfg) -> dict:
                 skipped.append(pairs.skipped)
                 sections.append(f"- {pairs.name}: no fit ({pairs.skipped})\n")
                 continue
-            name = "".join(c if c.isalnum() or c in "-." else "_" for c in pairs.name) + ".png"
+            name = _file_name(pairs.name) + ".png"
             plots.pairs_plot(pairs, unit, out / name)
             fits[pairs.name] = pairs.fit.summary()
             f = pairs.fit
@@ -122,12 +122,28 @@ def analyse(cfg) -> dict:
 
 
 def _names(sources: list[str]) -> list[str]:
-    """Short names of checkpoints: their paths without the part all of them share."""
+    """Short names of checkpoints: what their run trained ('pretrain gfn2=500 s1', from metrics.json beside the
+    checkpoints), else (or where two would read alike) their paths without the part all of them share."""
     parts = [Path(s).resolve().parts for s in sources]
     shared = 0
     while all(len(p) > shared + 2 for p in parts) and len({p[shared] for p in parts}) == 1:
         shared += 1
-    return ["/".join(p[shared:]) for p in parts]
+    paths = ["/".join(p[shared:]) for p in parts]
+    described = [_described(Path(s)) for s in sources]
+    if None in described or len(set(described)) < len(described):
+        return paths
+    return described
+
+
+def _described(source: Path) -> str | None:
+    run_dir = source if source.is_dir() else source.parent.parent  # <run dir>/checkpoints/<name>.ckpt
+    metrics = run_dir / "metrics.json"
+    if not metrics.is_file():
+        return None
+    record = json.loads(metrics.read_text())
+    seed = record.get("seed", (record.get("settings") or {}).get("seed"))
+    counts = ",".join(f"{f}={n}" for f, n in sorted((record.get("n_train") or {}).items()))
+    return f"{(record.get('strategy') or {}).get('name', 'run')} {counts} s{seed}"
 
 
 def similarity_section(cfg, out: Path) -> str:
@@ -166,7 +182,7 @@ def parity_section(cfg, out: Path) -> str:
         module = load_module(source, "parity.checkpoints")
         for fidelity in [f for f in module.fidelities if f in cfg.data.sources]:
             found = predictions(module, test_structures(cfg.data, fidelity, cfg.parity.split), fidelity)
-            stem = f"parity_{name.replace('/', '_')}_{fidelity}"
+            stem = _file_name(f"parity_{name}_{fidelity}")
             plots.parity_plot(found.energy_per_atom[:, 0], found.energy_per_atom[:, 1], f"{fidelity} energy",
                               "eV/atom", f"{name}: {fidelity} energies", out / f"{stem}_energy.png")  # fmt: skip
             lines.append(f"{name}, head {fidelity}:\n\n![energies]({stem}_energy.png)\n")
@@ -197,3 +213,7 @@ def by_molecule(found: Predictions) -> list[dict]:
                            found.forces[[g == group for g in found.force_groups]], [], [])  # fmt: skip
         rows.append({"molecule": group, **overall(part)})
     return rows
+
+
+def _file_name(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-." else "_" for c in text)

@@ -103,7 +103,8 @@ def test_similarity_and_parity_from_checkpoints(sweeps):
         weighted = sum(m["structures"] * m["energy_per_atom_mae"] for m in molecules) / 16
         assert weighted == pytest.approx(parity[fidelity]["overall"]["energy_per_atom_mae"], rel=1e-9)
         for kind in ("energy", "forces"):
-            assert imread(out / f"parity_multihead_0_{fidelity}_{kind}.png").shape == (480, 640, 4)
+            picture = out / f"parity_multihead_dft_16_gfn2_32_s0_{fidelity}_{kind}.png"  # named by what it trained
+            assert imread(picture).shape == (480, 640, 4)
     mixed = f"similarity.checkpoints=[{multihead},{sweeps}/size_m]"
     refused = _run(["-m", "mfff.cli.analyze", f"runs={sweeps}/multihead", mixed, f"hydra.run.dir={out}-m"], sweeps)
     assert refused.returncode == 2
