@@ -153,3 +153,22 @@ def test_a_killed_sweep_rerun_runs_only_the_jobs_that_did_not_finish(tmp_path):
     assert "skipped" not in changed.stdout
     assert all(json.loads((tmp_path / "sweep" / n / "metrics.json").read_text())["n_train"] == {"gfn2": 24}
                for n in "0123")  # fmt: skip
+
+
+def test_a_rerun_through_the_submitit_launcher_skips_finished_jobs(tmp_path):
+    """The same skip with hydra-submitit-launcher's local executor: each job runs in its own submitit process and
+    writes its messages to .submitit/<id>/*_log.out."""
+    overrides = [o for o in quick_overrides(tmp_path, ("gfn2",), n_train=16, epochs=1) if "output_dir" not in o]
+    command = ["-m", "mfff.cli.train", "-m", "hydra/launcher=submitit_local", "seed=0,1", "strategy=scratch",
+               "data.fidelity=gfn2", *overrides, f"hydra.sweep.dir={tmp_path}/sweep"]  # fmt: skip
+    first = _run(command, tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    kept = (tmp_path / "sweep" / "0" / "metrics.json").stat().st_mtime_ns
+    (tmp_path / "sweep" / "1" / "metrics.json").unlink()  # as if job 1 had been killed
+    second = _run(command, tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]
+    logs = "".join(p.read_text() for p in (tmp_path / "sweep" / ".submitit").rglob("*_log.out"))
+    assert logs.count(f"job 0: {tmp_path / 'sweep' / '0'} finished before with this config; skipped") == 1
+    assert "job 1: " not in logs  # job 1 had no metrics.json: it ran, silently, as a fresh job
+    assert (tmp_path / "sweep" / "0" / "metrics.json").stat().st_mtime_ns == kept
+    assert json.loads((tmp_path / "sweep" / "1" / "metrics.json").read_text())["status"] == "finished"
