@@ -22,3 +22,20 @@ class TrainingDiverged(RuntimeError):
             f"training diverged in stage {self.stage} at epoch {self.epoch} (step {self.step}): {self.what} became "
             f"NaN/inf. Lower optimizer.lr, or check the labels' units{where}"
         )
+
+
+class Interrupted(RuntimeError):
+    """The run was stopped by a signal (SIGTERM); its state is in `checkpoint` (None: it had not started training)."""
+
+    def __init__(self, signal: str, stage: str | None, epoch: int, step: int, checkpoint: str | None):
+        super().__init__(signal, stage, epoch, step, checkpoint)
+        self.signal, self.stage, self.epoch, self.step, self.checkpoint = signal, stage, epoch, step, checkpoint
+
+    def record(self) -> dict:
+        return {"signal": self.signal, "stage": self.stage, "epoch": self.epoch, "step": self.step,
+                "checkpoint": self.checkpoint}  # fmt: skip
+
+    def __str__(self) -> str:
+        where = (f"saved {self.checkpoint}; continue with resume_from={self.checkpoint}" if self.checkpoint
+                 else "nothing saved")  # fmt: skip
+        return f"interrupted by {self.signal} in stage {self.stage} at epoch {self.epoch} (step {self.step}): {where}"

@@ -11,13 +11,13 @@ from collections.abc import Callable
 from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException, OverrideParseException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue
 
-from mfff.errors import TrainingDiverged, UserError
+from mfff.errors import Interrupted, TrainingDiverged, UserError
 from mfff.utils.errors import find_cause
 
 log = logging.getLogger(__name__)
 
-# exit codes: 1 is a bug (a traceback), 2 bad input, 3 a run that diverged
-INPUT_EXIT, DIVERGED_EXIT = 2, 3
+# exit codes: 1 is a bug (a traceback), 2 bad input, 3 a run that diverged, 4 a run stopped by SIGTERM (saved)
+INPUT_EXIT, DIVERGED_EXIT, INTERRUPTED_EXIT = 2, 3, 4
 
 
 def fail(program: str, message: str, code: int) -> None:
@@ -47,6 +47,9 @@ def user_errors(program: str, in_sweep: bool = False):
                 f"{key} is required (it is ??? in the config); set it on the command line: {key}=<value>",
                 INPUT_EXIT,
             )
+        interrupted = find_cause(err, Interrupted)
+        if interrupted is not None:
+            fail(program, str(interrupted), INTERRUPTED_EXIT)
         diverged = find_cause(err, TrainingDiverged)
         if diverged is None:
             raise

@@ -33,7 +33,7 @@ TRAINER_KEYS = (
 WHOLE_GROUPS = ("model", "loss", "optimizer", "scheduler")
 # callbacks are hashed whole (EMA, early stopping, and any a user adds), except these, which cannot change weights;
 # of the checkpoint callback only what decides which epoch is "best"
-INERT_CALLBACKS = ("lr_monitor",)
+INERT_CALLBACKS = ("lr_monitor", "save_on_signal")
 CHECKPOINT_KEYS = ("monitor", "mode")
 DIGEST_LIMIT = 256 * 2**20  # larger files are fingerprinted by size and modification time, not read
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from mfff.errors import TrainingDiverged
+from mfff.errors import Interrupted, TrainingDiverged
 from mfff.train.checks import check_train_config
 from mfff.train.finished import config_fingerprint
 from mfff.train.report import UNITS, format_summary
@@ -49,6 +49,9 @@ def train(cfg: DictConfig, run_choices: dict | None = None) -> dict:
     except TrainingDiverged as err:
         err.metrics_file = output_dir / "metrics.json"
         _write(output_dir, {**record, "status": "diverged", "diverged": err.record(), "metrics": {}})
+        raise
+    except Interrupted as err:  # says where the run stopped, and never reads as finished
+        _write(output_dir, {**record, "status": "interrupted", "interrupted": err.record(), "metrics": {}})
         raise
     result = outcome.result
     record.update(

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import EarlyStopping
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from mfff.errors import TrainingDiverged, UserError
+from mfff.errors import Interrupted, TrainingDiverged, UserError
 from mfff.train.builders import FromCheckpoint, FromScratch
-from mfff.train.callbacks import EarlyStoppingAfterDecay
+from mfff.train.callbacks import EarlyStoppingAfterDecay, SaveOnSignal
 from mfff.train.checkpoints import check_compatible, check_resume, read_checkpoint, resolve_checkpoint
 from mfff.train.checks import check_train_config
 from mfff.train.fidelity import Fidelity, require_unique, trained
@@ -174,6 +175,9 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
     except TrainingDiverged as err:
         err.stage = stage.name
         raise
+    except SIGTERMException as err:  # a SystemExit with code 0: a killed run must not look finished
+        saved = next((c.saved for c in trainer.callbacks if isinstance(c, SaveOnSignal)), None)
+        raise Interrupted("SIGTERM", stage.name, trainer.current_epoch, trainer.global_step, saved) from err
     best = _best_checkpoint(trainer)
     # before validate/test: they restore the callbacks' states from the best checkpoint, which predate the stop
     stopped, epochs, steps = stop_reason(trainer), int(trainer.current_epoch), int(trainer.global_step)
