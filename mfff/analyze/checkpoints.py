@@ -33,7 +33,8 @@ def _batches(module, structures: list, what: str):
     collate = Collater(module.potential.backbone.cutoff, dtype=module.dtype_name)
     chunks = [structures[k : k + BATCH] for k in range(0, len(structures), BATCH)]
     for chunk in tqdm(chunks, desc=what, unit="batch", leave=False):
-        yield chunk, collate([(s.load(), 0) for s in chunk])
+        loaded = [s.load() for s in chunk]  # a streamed structure is read once, for the batch and its labels
+        yield loaded, collate([(s, 0) for s in loaded])
 
 
 def load_checkpoints(sources: list[str], key: str) -> list:
@@ -104,7 +105,7 @@ def predictions(module, structures: list, fidelity: str) -> Predictions:
         predicted_energy = out["pred_energy"].detach().double().numpy()
         start = 0
         for s, energy in zip(chunk, predicted_energy):
-            s, n = s.load(), len(s)
+            n = len(s)
             if s.has_energy:
                 energies.append((s.energy / n, energy / n))
                 groups.append(s.group)

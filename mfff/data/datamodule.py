@@ -87,7 +87,7 @@ class MultiFidelityDataModule(pl.LightningDataModule):
         energy_only_heads = [self.heads.index(f) for f in self.energy_only]
         # the structures of a dataset never move: their neighbour lists are computed once, in the first epoch
         # (not for streamed sources, whose structures are read anew for every batch and must not fill memory)
-        cache = not any(getattr(s.reader, "lazy", False) for s in self.sources.values())
+        cache = not any(s.reader.lazy for s in self.sources.values())
         self.train_collate = Collater(cutoff, neighbours, energy_only=energy_only_heads, dtype=dtype, cache=cache)
         self.eval_collate = Collater(cutoff, neighbours, dtype=dtype, cache=cache)
         self.test_names: list[str] = []

@@ -176,7 +176,7 @@ class FidelitySource(pl.LightningDataModule):
         return self._structures
 
     def _minus_base(self, structures: list[Structure], reader: Reader) -> list[Structure]:
-        if getattr(reader, "lazy", False) or getattr(self._base.reader, "lazy", False):
+        if reader.lazy or self._base.reader.lazy:
             raise UserError(
                 f"a Δ-model ({self.key} minus {self._base.key}) pairs the conformers of both sources in memory; "
                 f"set reader.lazy=false in both"

@@ -16,6 +16,7 @@ class Reader(abc.ABC):
     """Reads one fidelity's labelled structures from a file."""
 
     path: Path
+    lazy: bool = False  # structures read from disk when a batch needs them (an ASE db with reader.lazy=true)
 
     @abc.abstractmethod
     def read(self) -> list[Structure]: ...
