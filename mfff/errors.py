@@ -25,17 +25,30 @@ class TrainingDiverged(RuntimeError):
 
 
 class Interrupted(RuntimeError):
-    """The run was stopped by a signal (SIGTERM); its state is in `checkpoint` (None: it had not started training)."""
+    """The run was stopped by a signal (SIGTERM, SIGUSR1); its state is in `checkpoint` (None: it had not started
+    training).
+
+    Attributes:
+        by_path: the checkpoint can be named with resume=<checkpoint> (the last stage's; an earlier stage's is found
+            by resume=auto only);
+        requeued: the SLURM job this run was requeued as, which continues it.
+    """
 
     def __init__(self, signal: str, stage: str | None, epoch: int, step: int, checkpoint: str | None):
         super().__init__(signal, stage, epoch, step, checkpoint)
         self.signal, self.stage, self.epoch, self.step, self.checkpoint = signal, stage, epoch, step, checkpoint
+        self.by_path, self.requeued = True, None
 
     def record(self) -> dict:
         return {"signal": self.signal, "stage": self.stage, "epoch": self.epoch, "step": self.step,
-                "checkpoint": self.checkpoint}  # fmt: skip
+                "checkpoint": self.checkpoint, "requeued": self.requeued}  # fmt: skip
 
     def __str__(self) -> str:
-        where = (f"saved {self.checkpoint}; continue with resume_from={self.checkpoint}" if self.checkpoint
-                 else "nothing saved")  # fmt: skip
+        if not self.checkpoint:
+            where = "nothing saved"
+        elif self.requeued:
+            where = f"saved {self.checkpoint}; requeued as SLURM job {self.requeued}, which continues from it"
+        else:
+            by_path = f", or resume={self.checkpoint}" if self.by_path else ""
+            where = f"saved {self.checkpoint}; continue with the same command and resume=auto{by_path}"
         return f"interrupted by {self.signal} in stage {self.stage} at epoch {self.epoch} (step {self.step}): {where}"

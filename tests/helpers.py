@@ -7,10 +7,11 @@ from hydra import compose, initialize_config_dir
 from mfff.config import conf_dir
 
 
-def compose_config(name: str, overrides: list[str] | None = None):
-    """Compose a root config (e.g. 'label') the way the console script does, with overrides."""
+def compose_config(name: str, overrides: list[str] | None = None, hydra: bool = False):
+    """Compose a root config (e.g. 'label') the way the console script does, with overrides; `hydra`: keep Hydra's
+    own node (launcher, sweep dirs) in it."""
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return compose(config_name=name, overrides=list(overrides or []))
+        return compose(config_name=name, overrides=list(overrides or []), return_hydra_config=hydra)
 
 
 def trivial_errors(cfg, fidelity: str, test_set: str = "test") -> dict:

@@ -55,7 +55,7 @@ TRAIN_CASES = [
         ["+loss.per_fidelity.ccsdt={energy_weight:2}"],
         "loss.per_fidelity names ['ccsdt'], which are not in data.sources",
     ),
-    (["resume_from=/nonexistent/run"], "resume_from=/nonexistent/run does not exist"),
+    (["resume=/nonexistent/run"], "resume=/nonexistent/run does not exist"),
     # strategies
     (["strategy=multihead", "fidelities=[gfn2]"], "strategy=multihead needs at least two fidelities"),
     (["strategy=finetune"], "strategy.from is not set; give a run dir of mfff-train or a .ckpt file"),

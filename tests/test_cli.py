@@ -37,33 +37,34 @@ def test_tiny_multirun_writes_one_run_dir_per_job(tmp_path):
     assert not (tmp_path / "outputs").exists()  # the sweep dir holds everything; no chdir, no stray dirs
 
 
-def test_wandb_logger_writes_real_offline_run_files(tmp_path):
+def test_wandb_groups_a_sweep_tags_its_runs_and_logs_their_config_flat(tmp_path):
+    """Real offline wandb run files, read back record by record with wandb's protobuf classes."""
+    from tests.wandb_records import run_summary
+
     env = {k: v for k, v in __import__("os").environ.items() if k != "WANDB_API_KEY"}
     env.update(WANDB_MODE="offline", WANDB_SILENT="true", HOME=str(tmp_path))
-    result = _run(
-        [
-            "-m",
-            "mfff.cli.train",
-            "strategy=scratch",
-            "data.fidelity=gfn2",
-            "logger=wandb",
-            *quick_overrides(tmp_path, ("gfn2",), n_train=16, epochs=2),
-            f"hydra.run.dir={tmp_path}",
-        ],
-        tmp_path,
-        env,
-    )
+    overrides = [o for o in quick_overrides(tmp_path, ("gfn2",), n_train=16, epochs=2) if "output_dir" not in o]
+    sweep = tmp_path / "sweep"
+    result = _run(["-m", "mfff.cli.train", "-m", "seed=0,1", "strategy=scratch", "data.fidelity=gfn2", "logger=wandb",
+                   *overrides, f"hydra.sweep.dir={sweep}"], tmp_path, env)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    runs = list((tmp_path / "wandb").glob("offline-run-*"))
-    assert len(runs) == 1
-    files = list(runs[0].glob("run-*.wandb"))
-    assert len(files) == 1 and files[0].stat().st_size > 1000
-    assert (tmp_path / "metrics.json").is_file() and (tmp_path / "csv" / "metrics.csv").is_file()
-    # an offline run keeps its config and history as records in the .wandb file: the logged metrics and the
-    # hyper-parameters must be in it
-    records = files[0].read_bytes()
-    for expected in (b"train/loss", b"val/gfn2/forces_mae", b"test/gfn2/forces_mae", b"fidelities", b"optimizer"):
-        assert expected in records, expected
+    for job in (0, 1):
+        (run_file,) = (sweep / str(job) / "wandb").glob("offline-run-*/run-*.wandb")  # in the job's own run dir
+        run = run_summary(run_file)
+        assert run["group"] == str(sweep)  # the sweep's jobs in one group
+        assert {"strategy:scratch", "stage:scratch", "backbone:painn", "size:s", "n_train.gfn2:16"} <= set(run["tags"])
+        assert run["name"].startswith(f"{job}: ") and f"seed={job}" in run["name"]
+        config = run["config"]
+        assert config["seed"] == job and config["strategy.name"] == "scratch"
+        assert config["data.sources.gfn2.n_train"] == 16 and config["n_train.gfn2"] == 16
+        assert config["model.backbone._target_"].endswith("PaiNN") and config["optimizer.lr"] > 0
+        record = json.loads((sweep / str(job) / "metrics.json").read_text())
+        logged = {k: v for row in run["history"] for k, v in row.items()}  # the last value of each metric
+        for key in ("test/gfn2/forces_mae", "test/gfn2/energy_mae", "val/gfn2/forces_mae"):
+            split, fidelity, metric = key.split("/")
+            assert logged[key] == __import__("pytest").approx(record["metrics"][split][fidelity][metric], rel=1e-5)
+        epochs_logged = sorted({row["epoch"] for row in run["history"] if "train/loss_epoch" in row})
+        assert epochs_logged == [0, 1] and "train/loss_step" in logged
 
 
 def test_wheel_ships_configs_and_dataset_and_runs_from_elsewhere(tmp_path):

@@ -5,6 +5,8 @@ from pathlib import Path
 import hydra
 import pytest
 import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
 
 from mfff.config import conf_dir
 from mfff.train.module import build_potential
@@ -89,6 +91,10 @@ def test_every_optimizer_and_scheduler(optimizer, scheduler):
 
 @pytest.mark.parametrize("trainer", options("trainer"))
 def test_every_trainer(trainer):
+    if trainer == "ddp_slurm":  # reads the SLURM launcher's allocation
+        trainer_cfg = resolved_with_launcher([*BASE, "trainer=ddp_slurm", "hydra.launcher.tasks_per_node=4"])[1]
+        assert (trainer_cfg["strategy"], trainer_cfg["devices"], trainer_cfg["num_nodes"]) == ("ddp", 4, 1)
+        return
     if trainer == "gpu" and not torch.cuda.is_available():
         cfg = compose_config("train", [*BASE, f"trainer={trainer}"])
         assert cfg.trainer.accelerator == "gpu"  # composes; instantiating needs a GPU
@@ -96,6 +102,33 @@ def test_every_trainer(trainer):
     cfg = compose_config("train", [*BASE, f"trainer={trainer}"])
     instance = hydra.utils.instantiate(cfg.trainer, logger=False)
     assert instance.max_epochs == cfg.trainer.max_epochs
+
+
+def resolved_with_launcher(overrides: list[str], launcher: str = "slurm") -> tuple[dict, dict]:
+    """(hydra.launcher, trainer) of a composed config, resolved as in a running job (Hydra's runtime config set)."""
+    cfg = compose_config("train", [f"hydra/launcher={launcher}", *overrides], hydra=True)
+    HydraConfig.instance().set_config(cfg)
+    try:
+        return (OmegaConf.to_container(cfg.hydra.launcher, resolve=True),
+                OmegaConf.to_container(cfg.trainer, resolve=True))  # fmt: skip
+    finally:
+        HydraConfig.instance().cfg = None
+
+
+@pytest.mark.parametrize("launcher", options("hydra/launcher"))
+def test_every_launcher_resolves_with_site_values_from_the_cluster_node(launcher, monkeypatch):
+    monkeypatch.setenv("MFFF_SLURM_ACCOUNT", "from-env")
+    settings, _ = resolved_with_launcher(
+        [*BASE, "cluster.partition=gpu", "cluster.setup=[module load cuda]", "+cluster.additional_parameters.x=1"],
+        launcher,
+    )
+    if launcher.startswith("slurm"):
+        assert settings["_target_"].endswith("SlurmLauncher") and settings["partition"] == "gpu"
+        assert settings["account"] == "from-env" and settings["setup"] == ["module load cuda"]
+        assert settings["additional_parameters"] == {"x": 1} and settings["signal_delay_s"] == 300
+        assert settings["gpus_per_node"] == (1 if launcher == "slurm" else None)
+    else:
+        assert settings["_target_"].endswith("LocalLauncher") and settings["tasks_per_node"] == 1
 
 
 @pytest.mark.parametrize("logger", options("logger"))

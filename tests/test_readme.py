@@ -13,6 +13,8 @@ import ase.io
 import hydra
 import pytest
 from ase.calculators.singlepoint import SinglePointCalculator
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf, open_dict
 
 from mfff.data import builtin
 from mfff.train.checks import check_train_config
@@ -113,7 +115,22 @@ def first_of_each_sweep(override: str) -> str:
 def test_every_readme_training_command_composes(command, tmp_path):
     words = [w for w in shlex.split(command.split("#")[0])[1:] if w != "-m"]
     overrides = [first_of_each_sweep(w) for w in words] + [f"paths.output_dir={tmp_path}"]
-    cfg = compose_config("train", overrides)
+    cfg = compose_config("train", overrides, hydra=True)
+    # the launcher's settings resolve (site values from the root's `cluster` node), and so do settings that read
+    # them (trainer=ddp_slurm's devices and nodes)
+    HydraConfig.instance().set_config(cfg)
+    try:
+        launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+        trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
+    finally:
+        HydraConfig.instance().cfg = None  # no Hydra runtime leaks into other tests
+    assert launcher["_target_"].startswith("hydra")
+    if "hydra/launcher=slurm" in command:
+        assert launcher["signal_delay_s"] > 0 and launcher["tasks_per_node"] >= 1
+    if "trainer=ddp_slurm" in command:
+        assert (trainer["devices"], trainer["num_nodes"]) == (launcher["tasks_per_node"], launcher["nodes"])
+    with open_dict(cfg):
+        del cfg["hydra"]
     check_train_config(cfg)
     strategy = hydra.utils.instantiate(cfg.strategy, _convert_="all")
     assert strategy.describe()["name"] == cfg.strategy.name

@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from mfff.cli.errors import run_hydra_app, user_errors
 from mfff.config import conf_dir
+from mfff.train.resume import AUTO
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")
@@ -21,8 +22,11 @@ def app(cfg: DictConfig) -> float | None:
     metrics = None
     in_sweep = runtime.mode == RunMode.MULTIRUN
     with user_errors("mfff-train", in_sweep=in_sweep):
-        # a rerun sweep (same hydra.sweep.dir) skips the jobs that finished with this very config
-        metrics = finished_before(cfg, f"job {runtime.job.num}") if in_sweep and not cfg.get("resume_from") else None
+        # a rerun sweep (same hydra.sweep.dir), or a requeued job (resume=auto), skips a run that finished with this
+        # very config
+        resume = cfg.get("resume")
+        done = (in_sweep and not resume) or str(resume) == AUTO
+        metrics = finished_before(cfg, f"job {runtime.job.num}" if in_sweep else "run") if done else None
         metrics = metrics or train(cfg, choices)
     if metrics is None:  # a diverged job of a sweep
         return None

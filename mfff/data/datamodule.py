@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from mfff.data.batch import Collater
 from mfff.data.budget import LabelBudget
+from mfff.data.loader import ResumableLoader
 from mfff.data.sampler import Composition, EpochCounter, MixedBatchSampler
 from mfff.data.sources import FidelitySource
 from mfff.errors import UserError
@@ -135,12 +138,25 @@ class MultiFidelityDataModule(pl.LightningDataModule):
         for f in self.train_fidelities:  # _items lists the training sets in this (sorted) order
             offsets[f], start = start, start + len(self.sources[f].train)
         sampler = MixedBatchSampler(EpochCounter(items), self.composition, offsets, self.seed)
-        return DataLoader(
+        return ResumableLoader(
             items,
             batch_sampler=sampler,
             collate_fn=self.train_collate,
+            progress=self._training_progress,
             **self._loader_options(),
         )
+
+    def steps_per_epoch(self, world_size: int = 1) -> int:
+        """Training batches per epoch on each of `world_size` ranks (what `MixedBatchSampler` yields)."""
+        return math.ceil(self.composition.steps / world_size)
+
+    def _training_progress(self) -> tuple[int, int]:
+        """(epoch, batches of it trained) from the trainer: what a checkpoint must record to resume mid-epoch.
+        `processed` counts a batch whose end-of-batch hooks are running (a checkpoint saved there) as trained."""
+        trainer = self.trainer
+        if trainer is None:
+            return 0, 0
+        return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
     def _loader_options(self) -> dict:
         # persistent workers keep their neighbour-list caches and are not restarted every epoch (eval loaders too);

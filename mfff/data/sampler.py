@@ -173,6 +173,12 @@ class MixedBatchSampler(BatchSampler):
     def __init__(self, sampler, composition: Composition, offsets: dict[str, int], seed: int = 0):
         self.sampler, self.composition, self.offsets, self.seed = sampler, composition, dict(offsets), int(seed)
         self.batch_size, self.drop_last = composition.batch_size, False
+        self._resume: tuple[int, int] | None = None
+
+    def resume_at(self, epoch: int, batches: int) -> None:
+        """The next pass over `epoch` starts after its first `batches` batches (a run resumed mid-epoch goes on where it
+        stopped); any other epoch, and every later pass, is whole."""
+        self._resume = (int(epoch), int(batches))
 
     def _rank_world_epoch(self) -> tuple[int, int, int]:
         if isinstance(self.sampler, DistributedSampler):
@@ -185,6 +191,8 @@ class MixedBatchSampler(BatchSampler):
 
     def __iter__(self):
         rank, world, epoch = self._rank_world_epoch()
+        resume, self._resume = self._resume, None
+        skip = resume[1] if resume is not None and resume[0] == epoch else 0
         plan = self.composition.plan(stream(self.seed, "batches", epoch), len(self) * world)
-        for batch in plan[rank::world]:
+        for batch in plan[rank::world][skip:]:
             yield [self.offsets[f] + i for f, i in batch]

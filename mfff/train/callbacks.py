@@ -1,4 +1,5 @@
-"""mfff's training callbacks: an EMA of the weights, and early stopping that waits for the learning rate to decay."""
+"""mfff's training callbacks: an EMA of the weights, and early stopping that waits for the learning rate to decay.
+(Saving on a signal: `mfff.train.preemption`.)"""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping, WeightAveraging
 from pytorch_lightning.trainer.states import TrainerFn
-from pytorch_lightning.utilities.exceptions import SIGTERMException
 from torch import Tensor
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 
@@ -130,20 +130,3 @@ class EarlyStoppingAfterDecay(EarlyStopping):
     def load_state_dict(self, state_dict: dict) -> None:
         super().load_state_dict(state_dict)
         self.peak_lr = state_dict.get("peak_lr", 0.0)
-
-
-class SaveOnSignal(pl.Callback):
-    """On SIGTERM (Lightning stops the loop at the next step and raises `SIGTERMException`), save the run's state to
-    `<checkpoint dir>/interrupted.ckpt` before Lightning tears the trainer down, so `resume_from` can continue it."""
-
-    FILENAME = "interrupted.ckpt"
-
-    def __init__(self):
-        self.saved = None
-
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        if not isinstance(exception, SIGTERMException) or trainer.checkpoint_callback is None:
-            return
-        path = f"{trainer.checkpoint_callback.dirpath}/{self.FILENAME}"
-        trainer.save_checkpoint(path)
-        self.saved = path

@@ -140,7 +140,7 @@ def check_resume(checkpoint: dict, hparams: dict, path) -> None:
     changed = differences(fixed(saved), fixed(hparams))
     if changed:
         raise UserError(
-            f"resume_from={path}: this run's settings differ from the checkpoint's, and resuming would keep the "
+            f"resume={path}: this run's settings differ from the checkpoint's, and resuming would keep the "
             "checkpoint's: " + "; ".join(changed) + ". Resume with the checkpoint's settings, or start a new run "
             f"from its weights with strategy=finetune strategy.from={path}"
         )

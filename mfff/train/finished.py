@@ -8,8 +8,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-# settings that change how a run is shown, not what it computes
-COSMETIC = ("trainer.enable_progress_bar", "trainer.log_every_n_steps")
+# settings that change how a run is shown or continued, not what it computes
+COSMETIC = ("trainer.enable_progress_bar", "trainer.log_every_n_steps", "resume", "cluster")
 
 
 def config_fingerprint(cfg: DictConfig) -> str:
@@ -18,7 +18,7 @@ def config_fingerprint(cfg: DictConfig) -> str:
     for key in COSMETIC:
         parent, _, leaf = key.rpartition(".")
         node = resolved
-        for part in parent.split("."):
+        for part in parent.split(".") if parent else []:
             node = node.get(part, {}) if isinstance(node, dict) else {}
         if isinstance(node, dict):
             node.pop(leaf, None)

@@ -22,13 +22,20 @@ def wandb_api_key_available() -> bool:
 
 
 def wandb_logger(project: str, group: str, save_dir: str, offline: bool | None = None, **kwargs):
-    """A Lightning WandbLogger writing real run files; offline when no API key is configured."""
+    """A Lightning WandbLogger writing real run files; offline when no API key is configured.
+
+    Args:
+        group: the group of a single run; the jobs of a multirun are grouped by their sweep instead.
+    """
     from pytorch_lightning.loggers import WandbLogger
+
+    from mfff.train.wandb_run import run_name, sweep_group
 
     if offline is None:
         offline = not wandb_api_key_available() or os.environ.get("WANDB_MODE") == "offline"
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    return WandbLogger(project=project, group=group, save_dir=save_dir, offline=offline, **kwargs)
+    kwargs.setdefault("name", run_name())
+    return WandbLogger(project=project, group=sweep_group(group), save_dir=save_dir, offline=offline, **kwargs)
 
 
 class _AppendingWriter(ExperimentWriter):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -43,7 +45,7 @@ class MultiFidelityModule(pl.LightningModule):
     policy: which parameters train, a `mfff.train.policies` config (default: all of them).
     bases: {fidelity: {fidelity, labeller}} for heads that learned a difference to a base method (Δ-learning):
         what the calculator and mfff-eval add back.
-    settings: the run's data settings and length, stored so that `resume_from` can refuse a changed run.
+    settings: the run's data settings and length, stored so that `resume` can refuse a changed run.
     """
 
     def __init__(
@@ -200,5 +202,19 @@ class MultiFidelityModule(pl.LightningModule):
         if not self.hparams.scheduler:
             return optimizer
         schedule = instantiate(self.hparams.scheduler)
-        total = int(self.trainer.estimated_stepping_batches)
+        total = stepping_batches(self.trainer)
         return {"optimizer": optimizer, "lr_scheduler": schedule.build(optimizer, total, self.hparams.monitor)}
+
+
+def stepping_batches(trainer: pl.Trainer) -> int:
+    """Optimiser steps in the whole run, for the schedule; Lightning's `estimated_stepping_batches` is the same figure,
+    but it builds the training loader before a resumed run's state is restored, so the loader's mid-epoch state is
+    then never loaded (and data workers prefetch the wrong epoch)."""
+    data = trainer.datamodule
+    if not hasattr(data, "steps_per_epoch") or trainer.max_epochs in (None, -1):
+        return int(trainer.estimated_stepping_batches)
+    batches = data.steps_per_epoch(trainer.world_size)
+    limit = trainer.limit_train_batches
+    batches = min(batches, int(limit)) if isinstance(limit, int) else int(batches * limit)
+    steps = math.ceil(batches / trainer.accumulate_grad_batches) * max(trainer.max_epochs, 1)
+    return min(steps, trainer.max_steps) if trainer.max_steps != -1 else steps

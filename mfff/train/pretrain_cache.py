@@ -33,7 +33,7 @@ TRAINER_KEYS = (
 WHOLE_GROUPS = ("model", "loss", "optimizer", "scheduler")
 # callbacks are hashed whole (EMA, early stopping, and any a user adds), except these, which cannot change weights;
 # of the checkpoint callback only what decides which epoch is "best"
-INERT_CALLBACKS = ("lr_monitor", "save_on_signal")
+INERT_CALLBACKS = ("lr_monitor", "save_on_signal", "last_checkpoint")
 CHECKPOINT_KEYS = ("monitor", "mode")
 DIGEST_LIMIT = 256 * 2**20  # larger files are fingerprinted by size and modification time, not read
 
@@ -137,8 +137,19 @@ class PretrainCache:
         self.root = Path(root)
 
     def get_or_build(
-        self, key: str, settings: dict, build: Callable[[Path], StageResult], poll_s: float = 2.0, wait_s: float = 600
+        self,
+        key: str,
+        settings: dict,
+        build: Callable[[Path], StageResult],
+        poll_s: float = 2.0,
+        wait_s: float = 600,
+        keep_partial: bool = False,
     ) -> tuple[Path, str]:
+        """The entry of `key` and "reused" or "built".
+
+        Args:
+            keep_partial: a partial entry left by a stopped job is continued by `build` (resume=auto), not removed.
+        """
         final, partial = self.root / key, self.root / f"{key}.partial"
         self.root.mkdir(parents=True, exist_ok=True)
         if _is_ddp_child():  # rank 0 holds the lock; the other ranks train alongside it, then wait for the rename
@@ -154,7 +165,8 @@ class PretrainCache:
             if (final / RECORD).is_file():
                 log.info("pre-trained checkpoint %s found in the cache; reusing it", final)
                 return final, "reused"
-            shutil.rmtree(partial, ignore_errors=True)  # left by a job that died; we hold the lock
+            if not keep_partial:
+                shutil.rmtree(partial, ignore_errors=True)  # left by a job that died; we hold the lock
             log.info("pre-training into %s (cache key %s)", final, key)
             result = build(partial)
             record = {

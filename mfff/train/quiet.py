@@ -23,6 +23,8 @@ def quiet_lightning() -> None:
     warnings.filterwarnings(
         "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
     )
+    # on any machine with SLURM's client tools, outside a job as well: mfff's launcher configs start jobs with srun
+    warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system but is not used")
 
 
 @contextlib.contextmanager

@@ -12,7 +12,9 @@ from omegaconf import DictConfig
 from mfff.errors import Interrupted, TrainingDiverged
 from mfff.train.checks import check_train_config
 from mfff.train.finished import config_fingerprint
+from mfff.train.preemption import is_rank_zero, requeue, slurm_job_id, slurm_record
 from mfff.train.report import UNITS, format_summary
+from mfff.train.resume import AUTO
 from mfff.train.stage import processes_per_node
 from mfff.train.strategies import Strategy
 from mfff.utils.atomic import atomic_write_text
@@ -43,15 +45,22 @@ def train(cfg: DictConfig, run_choices: dict | None = None) -> dict:
         "overrides": list(choices.get("_overrides", [])),
         "units": UNITS,
         "config_hash": config_fingerprint(cfg),  # a rerun sweep skips this job while its config stays the same
+        "slurm": slurm_record(),
     }
     try:
-        outcome = strategy.run(cfg, output_dir, cfg.get("resume_from") or None)
+        outcome = strategy.run(cfg, output_dir, cfg.get("resume") or None)
     except TrainingDiverged as err:
         err.metrics_file = output_dir / "metrics.json"
         _write(output_dir, {**record, "status": "diverged", "diverged": err.record(), "metrics": {}})
         raise
     except Interrupted as err:  # says where the run stopped, and never reads as finished
-        _write(output_dir, {**record, "status": "interrupted", "interrupted": err.record(), "metrics": {}})
+        if err.signal == "SIGUSR1" and str(cfg.get("resume")) == AUTO and err.checkpoint and is_rank_zero():
+            job = slurm_job_id()
+            if job is not None:  # SLURM's warning ahead of the time limit: the job goes on as a new one
+                requeue(job)
+                err.requeued = job
+        if is_rank_zero():
+            _write(output_dir, {**record, "status": "interrupted", "interrupted": err.record(), "metrics": {}})
         raise
     result = outcome.result
     record.update(
@@ -62,6 +71,7 @@ def train(cfg: DictConfig, run_choices: dict | None = None) -> dict:
         best_epoch=result.best_epoch,
         stopped=result.stopped,
         wall_s=result.wall_s,
+        resumed_from=result.resumed_from,
         best_checkpoint=result.best_checkpoint,
         metrics=result.metrics,
         pretrain=outcome.pretrain,

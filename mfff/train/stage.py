@@ -15,14 +15,19 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from mfff.errors import Interrupted, TrainingDiverged, UserError
 from mfff.train.builders import FromCheckpoint, FromScratch
-from mfff.train.callbacks import EarlyStoppingAfterDecay, SaveOnSignal
-from mfff.train.checkpoints import check_compatible, check_resume, read_checkpoint, resolve_checkpoint
+from mfff.train.callbacks import EarlyStoppingAfterDecay
+from mfff.train.checkpoint_io import AtomicCheckpointIO
+from mfff.train.checkpoints import check_compatible, check_resume, read_checkpoint
 from mfff.train.checks import check_train_config
 from mfff.train.fidelity import Fidelity, require_unique, trained
 from mfff.train.loggers import HistoryCSVLogger
 from mfff.train.module import MultiFidelityModule
 from mfff.train.policies import Full, ParameterPolicy
+from mfff.train.preemption import Preempted, SaveOnSignal
 from mfff.train.quiet import quiet_lightning, resuming_quietly
+from mfff.train.resume import latest_checkpoint, resume_point
+from mfff.train.wandb_run import describe as describe_wandb
+from mfff.train.wandb_run import finish as finish_wandb
 from mfff.utils.instantiate import instantiate
 
 log = logging.getLogger(__name__)
@@ -85,6 +90,7 @@ class StageResult:
     best_epoch: int | None = None  # the epoch the best checkpoint was saved at (0-based)
     stopped: str = ""  # why training ended
     wall_s: float | None = None  # seconds from building the data to the last test metric
+    resumed_from: str | None = None  # the checkpoint this stage continued (resume)
 
 
 def instantiate_dict(node) -> list:
@@ -116,7 +122,9 @@ def stage_config(cfg: DictConfig, output_dir: Path, deltas: dict) -> DictConfig:
 
 
 def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | None = None) -> StageResult:
+    """Train one stage into `output_dir`; `resume`: None, "auto" or a run dir / .ckpt (`mfff.train.resume`)."""
     cfg = stage_config(cfg, output_dir, stage.config)
+    resume = resume_point(resume, Path(output_dir))
     check_train_config(cfg)
     if stage.lr_scale != 1.0:
         with open_dict(cfg):
@@ -137,7 +145,6 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
         "settings": run_settings(cfg, stage),
     }
     if resume:  # refuse an incompatible checkpoint or changed settings before spending time on the data
-        resume = str(resolve_checkpoint(resume, "resume_from", prefer="last"))
         saved = read_checkpoint(resume)
         check_compatible(saved, model_cfg, stage.heads, resume)
         check_resume(saved, MultiFidelityModule.hparams_of(**module_args), resume)
@@ -167,7 +174,17 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
         log_every_n_steps=max(1, min(int(cfg.trainer.get("log_every_n_steps") or 50), steps)),
         callbacks=instantiate_dict(cfg.get("callbacks")),
         logger=_loggers(cfg, append=bool(resume)),
+        plugins=[AtomicCheckpointIO()],
     )
+    describe_wandb(trainer.loggers, cfg, stage.name, {f: s["n_train"] for f, s in stats.items()})
+    try:
+        return _fit_and_evaluate(trainer, module, data, stage, output_dir, resume, stats, start)
+    finally:  # one wandb run per stage: the next job of a sweep in this process must not log into it
+        finish_wandb(trainer.loggers)
+
+
+def _fit_and_evaluate(trainer: pl.Trainer, module, data, stage: Stage, output_dir, resume, stats, start) -> StageResult:
+    """Fit (from `resume`, a checkpoint, or afresh), then validate and test the best checkpoint."""
     log.info("stage %s: training %s (heads %s) in %s", stage.name, stage.train, stage.heads, output_dir)
     try:
         with resuming_quietly(bool(resume)):
@@ -175,17 +192,23 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
     except TrainingDiverged as err:
         err.stage = stage.name
         raise
-    except SIGTERMException as err:  # a SystemExit with code 0: a killed run must not look finished
-        saved = next((c.saved for c in trainer.callbacks if isinstance(c, SaveOnSignal)), None)
-        raise Interrupted("SIGTERM", stage.name, trainer.current_epoch, trainer.global_step, saved) from err
+    except (SIGTERMException, Preempted) as err:  # SIGTERMException is a SystemExit with code 0: must not look finished
+        raise interrupted(trainer, stage, err, output_dir) from err
+    # a finished stage is not resumed from the point it was once interrupted at
+    if trainer.checkpoint_callback is not None:
+        (Path(trainer.checkpoint_callback.dirpath) / SaveOnSignal.FILENAME).unlink(missing_ok=True)
     best = _best_checkpoint(trainer)
     # before validate/test: they restore the callbacks' states from the best checkpoint, which predate the stop
     stopped, epochs, steps = stop_reason(trainer), int(trainer.current_epoch), int(trainer.global_step)
     flat = {}
-    for result in [
-        *trainer.validate(module, datamodule=data, ckpt_path=best, verbose=False),
-        *trainer.test(module, datamodule=data, ckpt_path=best, verbose=False),
-    ]:
+    try:
+        results = [
+            *trainer.validate(module, datamodule=data, ckpt_path=best, verbose=False),
+            *trainer.test(module, datamodule=data, ckpt_path=best, verbose=False),
+        ]
+    except SIGTERMException as err:  # training is done: resuming only evaluates
+        raise interrupted(trainer, stage, err, output_dir) from err
+    for result in results:
         flat.update({k: float(v) for k, v in result.items()})
     nonfinite = sorted(k for k, v in flat.items() if not math.isfinite(v))
     if nonfinite:
@@ -201,7 +224,17 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
         best_epoch=int(read_checkpoint(best)["epoch"]) if best else None,
         stopped=stopped,
         wall_s=round(time.perf_counter() - start, 1),
+        resumed_from=resume,
     )
+
+
+def interrupted(trainer: pl.Trainer, stage: Stage, signal: BaseException, output_dir) -> Interrupted:
+    """What a stopped stage reports: the checkpoint saved on the signal, else (stopped outside a training step) the
+    newest one it can resume from."""
+    name = signal.signal_name if isinstance(signal, Preempted) else "SIGTERM"
+    saved = next((c.saved for c in trainer.callbacks if isinstance(c, SaveOnSignal)), None)
+    saved = saved or latest_checkpoint(Path(output_dir) / "checkpoints")
+    return Interrupted(name, stage.name, trainer.current_epoch, trainer.global_step, str(saved) if saved else None)
 
 
 # data settings that do not change what is trained (they may differ when resuming)

@@ -128,7 +128,7 @@ def test_resume_from_a_checkpoint_of_another_backbone(multihead_run, tmp_path):
             *quick_overrides(tmp_path),
             "strategy.fidelities=[gfn1,gfn2]",
             "model/backbone=schnet",
-            f"resume_from={metrics['best_checkpoint']}",
+            f"resume={metrics['best_checkpoint']}",
             f"hydra.run.dir={tmp_path}",
         ],
         tmp_path,

@@ -1,5 +1,5 @@
 """A run stopped by SIGTERM (what SLURM sends before it kills a job) saves its state, says where, exits non-zero,
-and continues from there with resume_from."""
+and continues from there with resume."""
 
 import json
 import os
@@ -27,12 +27,12 @@ def test_sigterm_saves_a_checkpoint_exits_4_and_the_run_resumes(tmp_path):
     assert process.returncode == 4, stderr[-3000:]
     (line,) = [x for x in stderr.splitlines() if x.startswith("mfff-train: error:")]
     saved = run / "checkpoints" / "interrupted.ckpt"
-    assert "interrupted by SIGTERM in stage scratch at epoch" in line and f"resume_from={saved}" in line
+    assert "interrupted by SIGTERM in stage scratch at epoch" in line and f"resume={saved}" in line
     record = json.loads((run / "metrics.json").read_text())
     assert record["status"] == "interrupted" and record["interrupted"]["checkpoint"] == str(saved)
     stopped_at = record["interrupted"]["epoch"]
     assert 1 <= stopped_at < 40 and read_checkpoint(saved)["global_step"] == record["interrupted"]["step"] > 0
-    resumed = subprocess.run([*command, f"resume_from={saved}"], cwd=tmp_path, capture_output=True, text=True,
+    resumed = subprocess.run([*command, f"resume={saved}"], cwd=tmp_path, capture_output=True, text=True,
                              timeout=900)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     record = json.loads((run / "metrics.json").read_text())

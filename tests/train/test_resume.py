@@ -34,7 +34,7 @@ def test_resume_from_the_run_dir_continues_history_and_length(first_run, tmp_pat
     copy = tmp_path / "run"
     __import__("shutil").copytree(run_dir, copy)
     assert _epochs_in_history(copy) == [0, 1]
-    record = _train(copy, f"resume_from={copy}", epochs=4)
+    record = _train(copy, f"resume={copy}", epochs=4)
     assert record["epochs"] == 4 and record["steps"] == 4 * 2  # 16 structures in batches of 8
     assert _epochs_in_history(copy) == [0, 1, 2, 3]  # the first two epochs' rows are still there
 
@@ -51,7 +51,7 @@ def test_resume_from_the_run_dir_continues_history_and_length(first_run, tmp_pat
 def test_resume_refuses_settings_the_checkpoint_would_override(first_run, tmp_path, override, difference):
     run_dir, _ = first_run
     with pytest.raises(UserError) as error:
-        _train(tmp_path, f"resume_from={run_dir}", override, epochs=3)
+        _train(tmp_path, f"resume={run_dir}", override, epochs=3)
     assert difference in str(error.value)
     assert "start a new run from its weights with strategy=finetune" in str(error.value)
     assert not (tmp_path / "checkpoints").exists()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from mfff.errors import Interrupted
 from mfff.train.builders import pretrain_record
 from mfff.train.checks import check_train_config
 from mfff.train.pretrain_cache import PretrainCache, cache_key
+from mfff.train.resume import AUTO
 from mfff.train.stage import run_stage, stage_config
 from mfff.train.strategies.base import Strategy, outcome, require_sources
 from mfff.train.strategies.finetune import Finetune
@@ -40,7 +42,19 @@ class PretrainFinetune(Strategy):
         check_train_config(stage_config(cfg, output_dir, self.finetuner.deltas))
         stage = self.pretrainer.stage()
         key, settings = cache_key(cfg, stage)
-        entry, status = self.cache.get_or_build(key, settings, lambda directory: run_stage(cfg, stage, directory))
+        # resume=auto also continues a pre-training that was stopped (its checkpoints are in the cache's partial
+        # entry); an explicit checkpoint is the fine-tune's
+        pretrain_resume = AUTO if str(resume) == AUTO else None
+        try:
+            entry, status = self.cache.get_or_build(
+                key,
+                settings,
+                lambda directory: run_stage(cfg, stage, directory, pretrain_resume),
+                keep_partial=pretrain_resume is not None,
+            )
+        except Interrupted as err:
+            err.by_path = False
+            raise
         checkpoint = PretrainCache.checkpoint(entry)
         pretrain = {**pretrain_record(checkpoint), "key": key, "cache": status}
         return outcome(run_stage(cfg, self.finetuner.stage(checkpoint), output_dir, resume), pretrain)

@@ -1,0 +1,50 @@
+"""What a stage continues from: `resume=<run dir or .ckpt>` names it, `resume=auto` finds the run's own."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from mfff.train.checkpoints import resolve_checkpoint
+from mfff.train.preemption import SaveOnSignal
+
+log = logging.getLogger(__name__)
+
+AUTO = "auto"
+KEY = "resume"
+# what a stage writes that it can continue from: saved on a signal, and after every epoch
+RESUMABLE = (SaveOnSignal.FILENAME, "last.ckpt")
+
+
+def latest_checkpoint(directory: Path) -> Path | None:
+    """The stage's newest resumable checkpoint in `directory` (by training step; a tie goes to the signal's, saved
+    after the epoch's), or None."""
+    found = [directory / name for name in RESUMABLE if (directory / name).is_file()]
+    if not found:
+        return None
+    return max(found, key=lambda path: (torch.load(path, map_location="cpu", weights_only=True)["global_step"],
+                                        -RESUMABLE.index(path.name)))  # fmt: skip
+
+
+def resume_point(resume, output_dir: Path) -> str | None:
+    """The checkpoint a stage writing to `output_dir` continues from, or None for a fresh start.
+
+    Args:
+        resume: None (start afresh), "auto" (this stage's own latest checkpoint, if it saved one: what a requeued
+            job uses), or a run dir (its latest) or .ckpt file.
+    """
+    if resume is None or str(resume) in ("", "None", "null"):
+        return None
+    if str(resume) == AUTO:
+        found = latest_checkpoint(output_dir / "checkpoints")
+        if found is None:
+            log.info("resume=auto: %s has no checkpoint yet; starting afresh", output_dir)
+            return None
+        log.info("resume=auto: continuing from %s", found)
+        return str(found)
+    path = Path(str(resume)).expanduser()
+    if path.is_dir() and latest_checkpoint(path / "checkpoints") is not None:
+        return str(latest_checkpoint(path / "checkpoints"))
+    return str(resolve_checkpoint(resume, KEY, prefer="last"))
