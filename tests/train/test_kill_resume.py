@@ -179,3 +179,29 @@ def test_the_schedule_length_is_counted_without_building_the_loader():
     assert stepping_batches(trainer(max_steps=10)) == 10
     assert stepping_batches(trainer(limit_train_batches=5)) == 3 * 3
     assert stepping_batches(trainer(limit_train_batches=0.5)) == 2 * 3
+
+
+def test_sigusr1_to_one_ddp_rank_stops_both_at_the_same_step_and_the_run_resumes(tmp_path):
+    """Two real DDP processes; only rank 0 is signalled. The ranks agree to stop at the same batch end (else the other
+    would wait in its next all-reduce forever), save one checkpoint mid-epoch, exit 4, and resume=auto finishes."""
+    run = tmp_path / "run"
+    overrides = ["trainer=ddp", "trainer.accelerator=cpu", "strategy=scratch", "data.fidelity=gfn2",
+                 "data.sources.gfn2.n_train=64", "data.sources.gfn2.n_val=16", "data.sources.gfn2.n_test=16",
+                 "trainer.max_epochs=3", *QUICK, "threads=1"]  # fmt: skip  # 4 steps an epoch on each rank
+    signal_at = ["+callbacks.signal_at._target_=tests.train.signal_at.SignalAt", "+callbacks.signal_at.step=5",
+                 "+callbacks.signal_at.name=SIGUSR1", "+callbacks.signal_at.rank=0"]  # fmt: skip
+    command = [sys.executable, "-m", "mfff.cli.train", f"hydra.run.dir={run}", *overrides]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    stopped = subprocess.run([*command, *signal_at], cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=600)  # fmt: skip
+    assert stopped.returncode == 4, stopped.stderr[-3000:]
+    record = json.loads((run / "metrics.json").read_text())["interrupted"]
+    assert (record["signal"], record["epoch"], record["step"]) == ("SIGUSR1", 1, 6)  # acted on at the next batch end
+    import torch
+
+    assert torch.load(record["checkpoint"], map_location="cpu", weights_only=True)["global_step"] == 6
+    resumed = subprocess.run([*command, "resume=auto"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=600)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    final = json.loads((run / "metrics.json").read_text())
+    assert final["status"] == "finished" and final["steps"] == 12 and final["resumed_from"] == record["checkpoint"]
