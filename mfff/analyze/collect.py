@@ -52,9 +52,24 @@ class Collection:
 
 
 def _job_dirs(root: Path):
-    """Dirs under `root` (itself included) that hold a run: metrics.json, or Hydra's record of a started job."""
+    """Dirs under `root` (itself included) that hold a run: metrics.json, or Hydra's record of a started mfff-train
+    job (the run dirs of mfff-eval and mfff-analyze are no training runs)."""
     for marker in sorted({*root.rglob(METRICS_FILE), *root.rglob(".hydra/config.yaml")}):
-        yield marker.parent.parent if marker.name == "config.yaml" else marker.parent
+        if marker.name == METRICS_FILE:
+            yield marker.parent
+        elif _started_by(marker.parent) in ("train", None):
+            yield marker.parent.parent
+
+
+def _started_by(hydra_dir: Path) -> str | None:
+    """The root config (train, eval, analyze, label) of the Hydra job that wrote `hydra_dir`, if it says."""
+    record = hydra_dir / "hydra.yaml"
+    if not record.is_file():
+        return None
+    for line in record.read_text().splitlines():
+        if line.strip().startswith("config_name:"):
+            return line.split(":", 1)[1].strip()
+    return None
 
 
 def collect(paths: list[Path]) -> Collection:

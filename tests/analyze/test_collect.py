@@ -19,10 +19,11 @@ def _record(strategy, seed, n_train, test, pretrain=None, status="finished"):
             "pretrain": pretrain}  # fmt: skip
 
 
-def _write(directory, record):
+def _write(directory, record, program="train"):
     directory.mkdir(parents=True)
     (directory / ".hydra").mkdir()
     (directory / ".hydra" / "config.yaml").write_text("seed: 0\n")
+    (directory / ".hydra" / "hydra.yaml").write_text(f"hydra:\n  job:\n    name: app\n    config_name: {program}\n")
     if record is not None:
         (directory / "metrics.json").write_text(json.dumps(record))
 
@@ -35,6 +36,8 @@ def sweep(tmp_path):
     _write(tmp_path / "sweep" / "1", _record("multihead", 1, {"gfn2": 100, "dft": 10}, {"dft": 80.0, "gfn2": 50.0}))
     _write(tmp_path / "sweep" / "2", None)  # started, killed before metrics.json
     _write(tmp_path / "sweep" / "3", _record("scratch", 0, {"dft": 10}, {"dft": 200.0}, status="diverged"))
+    _write(tmp_path / "sweep" / "eval", None, program="eval")  # mfff-eval's run dir: no training run
+    _write(tmp_path / "sweep" / "analysis", None, program="analyze")
     return tmp_path / "sweep"
 
 
