@@ -92,7 +92,7 @@ def test_every_optimizer_and_scheduler(optimizer, scheduler):
 @pytest.mark.parametrize("trainer", options("trainer"))
 def test_every_trainer(trainer):
     if trainer == "ddp_slurm":  # reads the SLURM launcher's allocation
-        trainer_cfg = resolved_with_launcher([*BASE, "trainer=ddp_slurm", "hydra.launcher.tasks_per_node=4"])[1]
+        trainer_cfg = resolved_with_launcher([*BASE, "trainer=ddp_slurm", "hydra.launcher.gpus_per_node=4"])[1]
         assert (trainer_cfg["strategy"], trainer_cfg["devices"], trainer_cfg["num_nodes"]) == ("ddp", 4, 1)
         return
     if trainer == "gpu" and not torch.cuda.is_available():
