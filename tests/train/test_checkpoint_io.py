@@ -42,3 +42,40 @@ def test_the_temporary_file_is_beside_the_checkpoint(tmp_path, monkeypatch):
 def test_storage_options_are_refused():
     with pytest.raises(TypeError, match="storage_options"):
         AtomicCheckpointIO().save_checkpoint({}, "x.ckpt", storage_options={"a": 1})
+
+
+WRITER = """
+import sys, torch
+from mfff.train.checkpoint_io import AtomicCheckpointIO
+io, step = AtomicCheckpointIO(), 0
+while True:  # a new 16 MB checkpoint again and again, until killed
+    step += 1
+    io.save_checkpoint({"step": step, "w": torch.full((4_000_000,), float(step))}, sys.argv[1])
+    print(step, flush=True)
+"""
+
+
+def test_kill_9_during_writes_never_leaves_a_torn_checkpoint(tmp_path):
+    """A real process saving a checkpoint over and over is killed at random points, mostly mid-write (a write takes
+    tens of ms): each time the file is a whole checkpoint, of a step it reported saved or the one after."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    path = tmp_path / "last.ckpt"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    rng = random.Random(0)
+    for _ in range(3):
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], env=env, stdout=subprocess.PIPE, text=True)
+        assert writer.stdout.readline().strip()  # one checkpoint saved: writing is under way
+        time.sleep(rng.uniform(0.05, 0.4))
+        writer.send_signal(signal.SIGKILL)
+        reported = writer.communicate()[0].split()
+        saved = torch.load(path, weights_only=True)
+        assert torch.equal(saved["w"], torch.full((4_000_000,), float(saved["step"])))
+        assert saved["step"] >= int(reported[-1]) if reported else saved["step"] >= 1
+        assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".last.ckpt.")) == ["last.ckpt"]
