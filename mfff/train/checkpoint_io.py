@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,5 +25,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return super().save_checkpoint(checkpoint, path, storage_options)
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__}.save_checkpoint takes no storage_options, got {storage_options!r}")
-        with atomic_open(str(path).removeprefix("file://"), "wb") as handle:
+        target = Path(str(path).removeprefix("file://"))
+        with atomic_open(target, "wb") as handle:
             torch.save(checkpoint, handle)
+        # what a write killed part-way left beside it (one writer per checkpoint: rank 0)
+        for stale in target.parent.glob(f".{target.name}.*.tmp"):
+            stale.unlink(missing_ok=True)

@@ -79,3 +79,6 @@ def test_kill_9_during_writes_never_leaves_a_torn_checkpoint(tmp_path):
         assert torch.equal(saved["w"], torch.full((4_000_000,), float(saved["step"])))
         assert saved["step"] >= int(reported[-1]) if reported else saved["step"] >= 1
         assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".last.ckpt.")) == ["last.ckpt"]
+    # the killed writes' temporary files go with the next save
+    AtomicCheckpointIO().save_checkpoint({"step": 0}, path)
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
