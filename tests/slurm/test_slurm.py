@@ -25,14 +25,26 @@ def scontrol_job(job_id: str, env: dict) -> dict:
     return dict(re.findall(r"(\w+)=(\S+)", out.stdout))
 
 
-def sweep(sweep_dir: Path, overrides: list[str], env: dict, **popen) -> subprocess.Popen:
-    command = [sys.executable, "-m", "mfff.cli.train", "-m", *LAUNCHER, f"hydra.sweep.dir={sweep_dir}", *overrides]
-    return subprocess.Popen(command, cwd=sweep_dir.parent, env={**env, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)  # fmt: skip
+@pytest.fixture
+def sweep():
+    """Starts `mfff-train -m` sweeps through the SLURM launcher; a sweep still waiting when its test ends is killed."""
+    started = []
+
+    def start(sweep_dir: Path, overrides: list[str], env: dict) -> subprocess.Popen:
+        command = [sys.executable, "-m", "mfff.cli.train", "-m", *LAUNCHER, f"hydra.sweep.dir={sweep_dir}", *overrides]
+        started.append(subprocess.Popen(command, cwd=sweep_dir.parent, env={**env, "PYTHONPATH": str(ROOT)},
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))  # fmt: skip
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 @pytest.mark.slurm
-def test_a_two_job_sweep_runs_as_slurm_jobs(local_slurm, tmp_path):
+def test_a_two_job_sweep_runs_as_slurm_jobs(local_slurm, sweep, tmp_path):
     process = sweep(tmp_path / "sweep", [*SMALL, "trainer.max_epochs=2", "seed=0,1"], local_slurm)
     stdout, stderr = process.communicate(timeout=900)
     assert process.returncode == 0, stderr[-3000:]
@@ -52,7 +64,7 @@ def test_a_two_job_sweep_runs_as_slurm_jobs(local_slurm, tmp_path):
 
 
 @pytest.mark.slurm
-def test_sigusr1_before_the_time_limit_requeues_the_job_which_resumes_from_its_checkpoint(local_slurm, tmp_path):
+def test_sigusr1_before_the_time_limit_requeues_the_job_which_resumes_from_its_checkpoint(local_slurm, sweep, tmp_path):
     process = sweep(tmp_path / "sweep", [*SMALL, "trainer.max_epochs=60", "seed=0", "resume=auto"], local_slurm)
     run = tmp_path / "sweep" / "0"
     deadline = time.monotonic() + 600
