@@ -15,7 +15,6 @@ import subprocess
 import threading
 
 import pytorch_lightning as pl
-import torch
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
@@ -97,12 +96,6 @@ def slurm_record() -> dict | None:
         return None
     return {"job_id": job, "node": os.environ.get("SLURMD_NODENAME"),
             "restarts": int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)}  # fmt: skip
-
-
-def is_rank_zero() -> bool:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank() == 0
-    return int(os.environ.get("SLURM_PROCID", "0") or 0) == 0
 
 
 def requeue(job_id: str) -> None:

@@ -45,6 +45,5 @@ def resume_point(resume, output_dir: Path) -> str | None:
         log.info("resume=auto: continuing from %s", found)
         return str(found)
     path = Path(str(resume)).expanduser()
-    if path.is_dir() and latest_checkpoint(path / "checkpoints") is not None:
-        return str(latest_checkpoint(path / "checkpoints"))
-    return str(resolve_checkpoint(resume, KEY, prefer="last"))
+    found = latest_checkpoint(path / "checkpoints") if path.is_dir() else None
+    return str(found or resolve_checkpoint(resume, KEY, prefer="last"))

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
+from pytorch_lightning.utilities import rank_zero_only
 
 from mfff.errors import Interrupted, TrainingDiverged
 from mfff.train.checks import check_train_config
 from mfff.train.finished import config_fingerprint
-from mfff.train.preemption import is_rank_zero, requeue, slurm_job_id, slurm_record
+from mfff.train.preemption import requeue, slurm_job_id, slurm_record
 from mfff.train.report import UNITS, format_summary
 from mfff.train.resume import AUTO
 from mfff.train.stage import processes_per_node
@@ -54,12 +55,13 @@ def train(cfg: DictConfig, run_choices: dict | None = None) -> dict:
         _write(output_dir, {**record, "status": "diverged", "diverged": err.record(), "metrics": {}})
         raise
     except Interrupted as err:  # says where the run stopped, and never reads as finished
-        if err.signal == "SIGUSR1" and str(cfg.get("resume")) == AUTO and err.checkpoint and is_rank_zero():
+        rank_zero = rank_zero_only.rank == 0
+        if err.signal == "SIGUSR1" and str(cfg.get("resume")) == AUTO and err.checkpoint and rank_zero:
             job = slurm_job_id()
             if job is not None:  # SLURM's warning ahead of the time limit: the job goes on as a new one
                 requeue(job)
                 err.requeued = job
-        if is_rank_zero():
+        if rank_zero:
             _write(output_dir, {**record, "status": "interrupted", "interrupted": err.record(), "metrics": {}})
         raise
     result = outcome.result
