@@ -22,6 +22,7 @@ import argparse
 import fcntl
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -212,18 +213,25 @@ def wall_times(run: dict, seed: int) -> dict:
     return {}
 
 
+def child_cpu_seconds() -> float:
+    """CPU time of this script's finished children: a one-thread run's wall time on an idle core, which it keeps
+    when several runs share the cores (their wall times then stretch)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def execute(run: dict, seed: int) -> None:
     name = key(run, seed)
     log_dir = RUNS / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / (name.replace("/", "_") + ".log")
-    wall = None
+    wall = cpu = None
     if not finished(run):
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), child_cpu_seconds()
         with open(log_file, "w") as log:
             done = subprocess.run(run["command"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, child_cpu_seconds() - cpu_start
         if done.returncode != 0 or not finished(run):
             save_result(name, {"tool": run["tool"], "arm": run["arm"], "n": run["n"], "seed": seed,
                                "failed": f"exit {done.returncode}; log: {log_file.relative_to(HERE)}"})  # fmt: skip
@@ -232,6 +240,7 @@ def execute(run: dict, seed: int) -> None:
     previous = load_results().get(name, {})
     record = {"tool": run["tool"], "arm": run["arm"], "n": run["n"], "seed": seed,
               "wall_s": round(wall, 1) if wall is not None else previous.get("wall_s"),
+              "cpu_s": round(cpu, 1) if wall is not None else previous.get("cpu_s"),
               **wall_times(run, seed), "parameters": parameters(run), **evaluate(run)}  # fmt: skip
     save_result(name, record)
     print(f"{name}: forces RMSE {record['forces_rmse']:.1f} meV/Å, {record['wall_s']} s", flush=True)
