@@ -24,8 +24,12 @@ def latest_checkpoint(directory: Path) -> Path | None:
     found = [directory / name for name in RESUMABLE if (directory / name).is_file()]
     if not found:
         return None
-    return max(found, key=lambda path: (torch.load(path, map_location="cpu", weights_only=True)["global_step"],
-                                        -RESUMABLE.index(path.name)))  # fmt: skip
+    return max(found, key=lambda path: (saved_step(path), -RESUMABLE.index(path.name)))
+
+
+def saved_step(checkpoint: Path) -> int:
+    """The training step a checkpoint was saved at. Memory-mapped: its tensors are not read."""
+    return torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["global_step"]
 
 
 def resume_point(resume, output_dir: Path) -> str | None:

@@ -4,9 +4,11 @@ applied, and any setting the checkpoint would silently override refused."""
 import csv
 
 import pytest
+import torch
 
 from mfff.errors import UserError
 from mfff.train.evaluate import evaluate
+from mfff.train.resume import latest_checkpoint
 from mfff.train.run import train
 from tests.helpers import compose_config
 from tests.train.conftest import quick_overrides
@@ -66,3 +68,16 @@ def test_eval_takes_a_run_dir(first_run, tmp_path):
     assert report["metrics"]["test"]["gfn2"]["forces_mae"] == pytest.approx(
         record["metrics"]["test"]["gfn2"]["forces_mae"], rel=1e-4
     )
+
+
+def test_latest_checkpoint_is_the_later_step_and_a_tie_goes_to_the_signals(tmp_path):
+    assert latest_checkpoint(tmp_path) is None
+    payload = {"weights": torch.zeros(1000)}
+    torch.save({"global_step": 12, **payload}, tmp_path / "last.ckpt")
+    assert latest_checkpoint(tmp_path) == tmp_path / "last.ckpt"
+    torch.save({"global_step": 9, **payload}, tmp_path / "interrupted.ckpt")  # a stale one from an earlier stop
+    assert latest_checkpoint(tmp_path) == tmp_path / "last.ckpt"
+    torch.save({"global_step": 14, **payload}, tmp_path / "interrupted.ckpt")  # mid-epoch, after last.ckpt
+    assert latest_checkpoint(tmp_path) == tmp_path / "interrupted.ckpt"
+    torch.save({"global_step": 12, **payload}, tmp_path / "interrupted.ckpt")  # saved at the epoch's end
+    assert latest_checkpoint(tmp_path) == tmp_path / "interrupted.ckpt"
