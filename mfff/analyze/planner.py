@@ -81,9 +81,9 @@ def plan(points: list[Point], target_error: float | None = None, budget: float |
         if target_error is not None:
             if fit.slope >= 0:
                 continue  # more labels did not lower this family's error: it cannot be planned along
-            cost, error = float(10 ** ((np.log10(target_error) - fit.intercept) / fit.slope)), target_error
+            cost, error = _rounded(10 ** ((np.log10(target_error) - fit.intercept) / fit.slope)), target_error
         else:
-            cost, error = budget, float(fit.predict([budget])[0])
+            cost, error = budget, _rounded(fit.predict([budget])[0])
         options.append(Plan(family, f"{family} at cost {cost:.4g}", cost, error, False, not low <= cost <= high,
                             _range_note(cost, low, high)))  # fmt: skip
     # measured runs come first, so a tie goes to what was measured
@@ -100,6 +100,12 @@ def plan(points: list[Point], target_error: float | None = None, budget: float |
             "sweep more label counts"
         )
     return plans
+
+
+def _rounded(value: float) -> float:
+    """To 9 significant digits. A curve through a measured run gives back its cost up to round-off (99.99999999999974
+    for 100 with numpy 2.4), which must neither beat the measurement nor fall outside the measured costs."""
+    return float(f"{float(value):.9g}")
 
 
 def _range_note(cost: float, low: float, high: float) -> str:

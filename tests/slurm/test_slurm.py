@@ -25,6 +25,16 @@ def scontrol_job(job_id: str, env: dict) -> dict:
     return dict(re.findall(r"(\w+)=(\S+)", out.stdout))
 
 
+def final_state(job_id: str, env: dict, timeout: float = 60.0) -> dict:
+    """The job as `scontrol` shows it once it has ended. submitit's master returns as soon as a job has written its
+    result, while SLURM still shows the job RUNNING (or COMPLETING) until its process has exited."""
+    deadline = time.monotonic() + timeout
+    while (state := scontrol_job(job_id, env))["JobState"] in ("PENDING", "RUNNING", "COMPLETING"):
+        assert time.monotonic() < deadline, f"job {job_id} still {state['JobState']} after {timeout:.0f} s"
+        time.sleep(0.2)
+    return state
+
+
 @pytest.fixture
 def sweep():
     """Starts `mfff-train -m` sweeps through the SLURM launcher; a sweep still waiting when its test ends is killed."""
@@ -56,7 +66,7 @@ def test_a_two_job_sweep_runs_as_slurm_jobs(local_slurm, sweep, tmp_path):
         slurm = record["slurm"]
         assert slurm["node"] and slurm["restarts"] == 0
         # the scheduler's own view of the job metrics.json names
-        state = scontrol_job(slurm["job_id"], local_slurm)
+        state = final_state(slurm["job_id"], local_slurm)
         assert state["JobState"] == "COMPLETED" and state["Partition"] == "debug", state
         assert (tmp_path / "sweep" / ".submitit" / slurm["job_id"]).is_dir()  # submitit's log folder of that job
         job_ids.add(slurm["job_id"])

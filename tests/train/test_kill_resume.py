@@ -28,6 +28,10 @@ TWO_STAGE = ["strategy=pretrain_finetune", "data.fidelity=dft", "data.sources.gf
              "data.sources.gfn2.n_val=16", "data.sources.gfn2.n_test=16", "data.sources.dft.n_train=32",
              "data.sources.dft.n_val=16", "data.sources.dft.n_test=16", "trainer.max_epochs=6", *QUICK,
              *DETERMINISTIC]  # fmt: skip
+# the processes killed from outside pause at the start of each epoch from KILL_AT on: the watcher sees KILL_AT epochs
+# saved and kills while the run is still at that point, however fast the machine (else it may finish between looks)
+KILL_AT = 2
+PACE = ["+callbacks.pace._target_=tests.train.signal_at.Pace", f"+callbacks.pace.epoch={KILL_AT}"]
 
 
 def flat(metrics: dict, prefix: str = "") -> dict:
@@ -127,13 +131,14 @@ def resume_auto(run_dir: Path, overrides: list[str]) -> dict:
 
 def test_kill_9_after_some_epochs_resumes_from_the_last_epoch_to_the_same_result(scratch_reference, tmp_path):
     run = tmp_path / "run"
-    process = _start(run, SCRATCH)
-    kill_when(process, lambda: [run / "checkpoints"], epochs=2, how=signal.SIGKILL)
+    paced = [*SCRATCH, *PACE]
+    process = _start(run, paced)
+    kill_when(process, lambda: [run / "checkpoints"], epochs=KILL_AT, how=signal.SIGKILL)
     assert process.returncode == -signal.SIGKILL and not (run / "metrics.json").exists()
-    assert_same_result(resume_auto(run, SCRATCH), scratch_reference)
+    assert_same_result(resume_auto(run, paced), scratch_reference)
     # resume=auto on a finished run does not train it again
     finished = (run / "metrics.json").read_bytes()
-    again = subprocess.run([sys.executable, "-m", "mfff.cli.train", f"hydra.run.dir={run}", *SCRATCH, "resume=auto"],
+    again = subprocess.run([sys.executable, "-m", "mfff.cli.train", f"hydra.run.dir={run}", *paced, "resume=auto"],
                            cwd=tmp_path, capture_output=True, text=True, timeout=900)  # fmt: skip
     assert again.returncode == 0 and "finished before with this config; skipped" in again.stdout, again.stderr[-2000:]
     assert (run / "metrics.json").read_bytes() == finished
@@ -144,12 +149,12 @@ def test_pretrain_finetune_killed_in_each_stage_resumes_to_the_same_result(two_s
     """A real process stopped in the pre-training (its checkpoints are in the cache's partial entry), resumed, then
     stopped again in the fine-tune, and resumed to the end."""
     run, cache = tmp_path / "run", tmp_path / "cache"
-    overrides = [*TWO_STAGE, f"paths.cache_dir={cache}"]
+    overrides = [*TWO_STAGE, *PACE, f"paths.cache_dir={cache}"]
     stages = {"pretrain": lambda: list((cache / "pretrain").glob("*.partial/checkpoints")),
               "finetune": lambda: [run / "checkpoints"]}  # fmt: skip
     for (stage, dirs), how in zip(stages.items(), order, strict=True):
         process = _start(run, overrides + (["resume=auto"] if stage == "finetune" else []))
-        stderr = kill_when(process, dirs, epochs=2, how=getattr(signal, how))
+        stderr = kill_when(process, dirs, epochs=KILL_AT, how=getattr(signal, how))
         if how == "SIGTERM":
             assert process.returncode == 4, stderr[-3000:]  # saved, exits non-zero, says how to go on
             assert f"interrupted by SIGTERM in stage {stage}" in stderr and "resume=auto" in stderr
