@@ -32,21 +32,28 @@ def grouped(results: dict) -> dict:
 def table(results: dict) -> str:
     lines = [
         "| N dft | arm | tool | seeds | forces RMSE [meV/Å] | forces MAE [meV/Å] | energy MAE [meV/atom] "
-        "| parameters | wall [s] |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| parameters | wall [s] | CPU [s] |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (n, _, arm, tool), records in grouped(results).items():
         ok = [r for r in records if "failed" not in r]
         if not ok:
-            lines.append(f"| {n or '-'} | {arm} | {tool} | 0 | failed: {records[0]['failed']} | | | | |")
+            lines.append(f"| {n or '-'} | {arm} | {tool} | 0 | failed: {records[0]['failed']} | | | | | |")
             continue
         column = lambda name, ok=ok: [r[name] for r in ok]  # noqa: E731
         lines.append(
             f"| {n or '-'} | {arm} | {tool} | {len(ok)} | {median_and_range(column('forces_rmse'))} "
             f"| {median_and_range(column('forces_mae'))} | {median_and_range(column('energy_per_atom_mae'))} "
-            f"| {ok[0]['parameters']:,} | {statistics.median(column('wall_s')):.0f} |"
+            f"| {ok[0]['parameters']:,} | {statistics.median(column('wall_s')):.0f} | {cpu_seconds(ok)} |"
         )
     return "\n".join(lines)
+
+
+def cpu_seconds(records: list[dict]) -> str:
+    """Median CPU time of the runs that recorded it (run.py since 2026-12-01): a one-thread run's time on an idle
+    core, where the wall time also counts the other runs that shared the cores."""
+    cpu = [r["cpu_s"] for r in records if r.get("cpu_s")]
+    return f"{statistics.median(cpu):.0f} ({len(cpu)})" if cpu else "-"
 
 
 def total_wall(record: dict) -> float:
