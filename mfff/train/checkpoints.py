@@ -46,16 +46,17 @@ def resolve_checkpoint(source, key: str, prefer: str = "best") -> Path:
     )
 
 
-def read_checkpoint(path) -> dict:
+def read_checkpoint(path, mmap: bool = False) -> dict:
     """Load a checkpoint written by mfff-train, or fail naming the path and what is wrong with it.
 
     Only tensors and plain values are unpickled (torch's weights_only), so a foreign file cannot run code.
+    `mmap`: map the file instead of reading it, so tensors are read only when used (to look at its step).
     """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist; give a run dir of mfff-train or a .ckpt file")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         if "Unsupported global" not in str(err):  # garbage, rather than pickled objects torch refuses
             raise UserError(f"{path} is not a readable PyTorch checkpoint; was it written by mfff-train?") from None

@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import torch
-
-from mfff.train.checkpoints import resolve_checkpoint
+from mfff.train.checkpoints import read_checkpoint, resolve_checkpoint
 from mfff.train.preemption import SaveOnSignal
 
 log = logging.getLogger(__name__)
@@ -29,7 +27,7 @@ def latest_checkpoint(directory: Path) -> Path | None:
 
 def saved_step(checkpoint: Path) -> int:
     """The training step a checkpoint was saved at. Memory-mapped: its tensors are not read."""
-    return torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["global_step"]
+    return read_checkpoint(checkpoint, mmap=True)["global_step"]
 
 
 def resume_point(resume, output_dir: Path) -> str | None:

@@ -72,7 +72,7 @@ def test_eval_takes_a_run_dir(first_run, tmp_path):
 
 def test_latest_checkpoint_is_the_later_step_and_a_tie_goes_to_the_signals(tmp_path):
     assert latest_checkpoint(tmp_path) is None
-    payload = {"weights": torch.zeros(1000)}
+    payload = {"weights": torch.zeros(1000), "hyper_parameters": {"model": {}}}  # what read_checkpoint requires
     torch.save({"global_step": 12, **payload}, tmp_path / "last.ckpt")
     assert latest_checkpoint(tmp_path) == tmp_path / "last.ckpt"
     torch.save({"global_step": 9, **payload}, tmp_path / "interrupted.ckpt")  # a stale one from an earlier stop
@@ -81,3 +81,6 @@ def test_latest_checkpoint_is_the_later_step_and_a_tie_goes_to_the_signals(tmp_p
     assert latest_checkpoint(tmp_path) == tmp_path / "interrupted.ckpt"
     torch.save({"global_step": 12, **payload}, tmp_path / "interrupted.ckpt")  # saved at the epoch's end
     assert latest_checkpoint(tmp_path) == tmp_path / "interrupted.ckpt"
+    (tmp_path / "last.ckpt").write_bytes(b"torn")  # not a checkpoint: the error names the file
+    with pytest.raises(UserError, match="last.ckpt is not a readable PyTorch checkpoint"):
+        latest_checkpoint(tmp_path)
