@@ -240,7 +240,7 @@ def execute(run: dict, seed: int) -> None:
     previous = load_results().get(name, {})
     record = {"tool": run["tool"], "arm": run["arm"], "n": run["n"], "seed": seed,
               "wall_s": round(wall, 1) if wall is not None else previous.get("wall_s"),
-              "cpu_s": round(cpu, 1) if wall is not None else previous.get("cpu_s"),
+              "cpu_s": round(cpu, 1) if cpu is not None else previous.get("cpu_s"),
               **wall_times(run, seed), "parameters": parameters(run), **evaluate(run)}  # fmt: skip
     save_result(name, record)
     print(f"{name}: forces RMSE {record['forces_rmse']:.1f} meV/Å, {record['wall_s']} s", flush=True)
