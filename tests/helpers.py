@@ -25,7 +25,7 @@ def trivial_errors(cfg, fidelity: str, test_set: str = "test") -> dict:
     data = instantiate(cfg.data, fidelities=[fidelity], _convert_="all")
     data.setup("fit")
     source = data.sources[fidelity]
-    e0 = source.stats()["e0"]
+    e0 = source.stats().e0
     structures = source.tests[test_set]
     residual = np.array([s.energy - e0[s.numbers].sum() for s in structures])
     per_atom = residual / np.array([len(s) for s in structures])

@@ -108,11 +108,11 @@ def test_every_study_runs_one_tiny_job(study, tmp_path):
         ],
     )
     metrics = train(cfg, {})
-    assert metrics["strategy"]["name"] == cfg.strategy.name
+    assert metrics.strategy["name"] == cfg.strategy.name
     trivial = trivial_errors(cfg, "dft")["energy_per_atom_mae"]
-    assert_sane_scale(metrics["metrics"]["test"]["dft"]["energy_per_atom_mae"], trivial, f"{study}: dft energy")
+    assert_sane_scale(metrics.metrics["test"]["dft"]["energy_per_atom_mae"], trivial, f"{study}: dft energy")
     expected = {"dft"} | ({"gfn2"} if cfg.strategy.name != "scratch" else set())
-    assert set(metrics["n_train"]) >= expected
+    assert set(metrics.n_train) >= expected
 
 
 def test_a_killed_sweep_rerun_runs_only_the_jobs_that_did_not_finish(tmp_path):

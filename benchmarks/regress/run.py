@@ -37,15 +37,24 @@ INDEPENDENT = {
     PRETRAINED: ["strategy=pretrain", "strategy.fidelities=[gfn2]"],
     "pretrain_gfn1_gfn2": ["strategy=pretrain", "strategy.fidelities=[gfn1,gfn2]"],
     "multihead": ["strategy=multihead", "fidelities=[dft,gfn2]"],
-    "multihead_fixed": ["strategy=multihead", "fidelities=[dft,gfn2]", "strategy.sampling.mode=fixed",
-                        "strategy.sampling.fixed={dft:4}"],  # fmt: skip
+    "multihead_fixed": [
+        "strategy=multihead",
+        "fidelities=[dft,gfn2]",
+        "strategy.sampling.mode=fixed",
+        "strategy.sampling.fixed={dft:4}",
+    ],  # fmt: skip
     "multihead_energy_only": ["strategy=multihead", "fidelities=[dft,gfn2]", "strategy.use_forces=false"],
-    "multihead_loss_weights": ["strategy=multihead", "fidelities=[dft,gfn2]",
-                               "++loss.per_fidelity={dft:{energy_weight:50}}"],  # fmt: skip
+    "multihead_loss_weights": [
+        "strategy=multihead",
+        "fidelities=[dft,gfn2]",
+        "++loss.per_fidelity={dft:{energy_weight:50}}",
+    ],  # fmt: skip
     "pretrain_finetune": ["strategy=pretrain_finetune"],
-    "pretrain_finetune_frozen_eval": ["strategy=pretrain_finetune",
-                                      "strategy/params@strategy.finetune.params=frozen_backbone",
-                                      "strategy.finetune.eval_pretrain=true"],  # fmt: skip
+    "pretrain_finetune_frozen_eval": [
+        "strategy=pretrain_finetune",
+        "strategy/params@strategy.finetune.params=frozen_backbone",
+        "strategy.finetune.eval_pretrain=true",
+    ],  # fmt: skip
 }
 FINETUNES = {
     "finetune_full": [],
@@ -96,8 +105,8 @@ def main() -> None:
     parser.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"), help="labels of two snapshots")
     args = parser.parse_args()
     if args.label:
-        result = {"revision": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                             text=True, cwd=HERE).stdout.strip(), "kinds": run_all(args.label)}  # fmt: skip
+        revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE)
+        result = {"revision": revision.stdout.strip(), "kinds": run_all(args.label)}
         atomic_write_text(HERE / f"{args.label}.json", json.dumps(result, indent=1, sort_keys=True) + "\n")
     if args.compare:
         before, after = (json.loads((HERE / f"{name}.json").read_text())["kinds"] for name in args.compare)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mfff.errors import UserError
+from mfff.records import FILENAME, RunRecord
 
-METRICS_FILE = "metrics.json"
+METRICS_FILE = FILENAME
 # the first columns of the table, in this order; the rest (options, sizes, costs, metrics) follow sorted
 LEADING = ("run", "status", "strategy", "backbone", "size", "seed", "fidelities", "n_train", "label_cost_cpu_s",
            "epochs", "best_epoch", "stopped", "wall_s", "pretrain_wall_s")  # fmt: skip
@@ -22,26 +21,25 @@ class Run:
     """One run dir and its metrics.json."""
 
     path: Path
-    record: dict
+    record: RunRecord
 
     @property
     def finished(self) -> bool:
-        status = self.record.get("status")  # none in pre-training cache entries written before mfff recorded it
-        return status == "finished" or (status is None and bool(self.record.get("metrics")))
+        return self.record.finished
 
     def metric(self, split: str, fidelity: str, name: str, stage: str | None = None) -> float | None:
         """A test / val metric (stage 'pretrain': of the pre-training this run started from)."""
-        source = (self.record.get("pretrain") or {}) if stage == "pretrain" else self.record
-        value = (source.get("metrics") or {}).get(split, {}).get(fidelity, {}).get(name)
-        return float(value) if value is not None and math.isfinite(float(value)) else None
+        if stage == "pretrain":
+            return self.record.pretrain.metric(split, fidelity, name) if self.record.pretrain else None
+        return self.record.metric(split, fidelity, name)
 
     @property
     def pretrain_fidelities(self) -> list[str]:
-        return sorted((self.record.get("pretrain") or {}).get("n_train", {}))
+        return sorted(self.record.pretrain.n_train) if self.record.pretrain else []
 
     @property
     def trained(self) -> list[str]:
-        return sorted((self.record.get("strategy") or {}).get("fidelities") or [])
+        return sorted(self.record.strategy.get("fidelities") or [])
 
 
 @dataclass
@@ -92,10 +90,7 @@ def collect(paths: list[Path]) -> Collection:
             if not metrics.is_file():
                 seen[run_dir] = None
                 continue
-            try:
-                seen[run_dir] = Run(run_dir, json.loads(metrics.read_text()))
-            except json.JSONDecodeError as err:
-                raise UserError(f"{metrics} is not valid JSON ({err}); rerun that job or delete the file") from err
+            seen[run_dir] = Run(run_dir, RunRecord.read(metrics))
     runs = [r for r in seen.values() if r is not None]
     return Collection(
         runs=[r for r in runs if r.finished],
@@ -120,29 +115,27 @@ def row(run: Run, relative_to: Path | None = None) -> dict:
     pre-training's as `pretrain.<split>.<fidelity>.<metric>`."""
     r = run.record
     out: dict = {"run": str(run.path.relative_to(relative_to)) if relative_to else str(run.path),
-                 "status": r.get("status"), "backbone": r.get("backbone"), "size": r.get("size"),
-                 "seed": r.get("seed")}  # fmt: skip
-    strategy = dict(r.get("strategy") or {})
+                 "status": r.status, "backbone": r.backbone, "size": r.size, "seed": r.seed}  # fmt: skip
+    strategy = dict(r.strategy)
     out["strategy"] = strategy.pop("name", None)
     out["fidelities"] = "+".join(strategy.pop("fidelities", None) or [])
     _flat("strategy", strategy, out)
-    for key in ("n_train", "label_cost_cpu_s"):
-        values = r.get(key) or {}
+    for key, values in (("n_train", r.n_train), ("label_cost_cpu_s", r.label_cost_cpu_s)):
         _flat(key, values, out)
         out[key] = sum(values.values()) if values else None
-    for key in ("epochs", "best_epoch", "stopped", "wall_s"):
-        out[key] = r.get(key)
-    pretrain = r.get("pretrain") or {}
-    out["pretrain_wall_s"] = pretrain.get("wall_s")
-    for split, fidelities in (r.get("metrics") or {}).items():
-        for fidelity, values in fidelities.items():
-            if fidelity != "_all":
-                _flat(f"{split}.{fidelity}", values, out)
-    for split, fidelities in (pretrain.get("metrics") or {}).items():
-        for fidelity, values in fidelities.items():
-            if fidelity != "_all":
-                _flat(f"pretrain.{split}.{fidelity}", values, out)
+    out.update(epochs=r.epochs, best_epoch=r.best_epoch, stopped=r.stopped, wall_s=r.wall_s)
+    out["pretrain_wall_s"] = r.pretrain.wall_s if r.pretrain else None
+    _flat_metrics("", r.metrics, out)
+    if r.pretrain:
+        _flat_metrics("pretrain.", r.pretrain.metrics, out)
     return out
+
+
+def _flat_metrics(prefix: str, metrics: dict, out: dict) -> None:
+    for split, fidelities in metrics.items():
+        for fidelity, values in fidelities.items():
+            if fidelity != "_all":
+                _flat(f"{prefix}{split}.{fidelity}", values, out)
 
 
 def columns(rows: list[dict]) -> list[str]:

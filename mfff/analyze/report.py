@@ -16,6 +16,7 @@ from mfff.analyze.planner import pareto_front, plan
 from mfff.analyze.similarity import linear_cka, mean_cca
 from mfff.analyze.studies import cost_points, heads, learning_curves, transfer
 from mfff.errors import UserError
+from mfff.records import FILENAME, RunRecord
 from mfff.train.checkpoints import load_module
 from mfff.train.report import UNITS
 from mfff.utils.atomic import atomic_write_text
@@ -34,7 +35,7 @@ def unit_of(metric: str) -> str:
 def checked(collection: Collection, require_finished: bool) -> tuple[list[Run], list[str]]:
     """The finished runs and what is wrong with the others, which are skipped, or refused with `require_finished`."""
     problems = [f"{p} (no metrics.json: killed or still running)" for p in collection.unfinished]
-    problems += [f"{r.path} (status {r.record.get('status')})" for r in collection.failed]
+    problems += [f"{r.path} (status {r.record.status})" for r in collection.failed]
     if problems and require_finished:
         raise UserError(f"{len(problems)} run(s) did not finish: {'; '.join(problems)}; rerun them, or drop "
                         "require_finished=true to analyse the rest")  # fmt: skip
@@ -137,13 +138,12 @@ def _names(sources: list[str]) -> list[str]:
 
 def _described(source: Path) -> str | None:
     run_dir = source if source.is_dir() else source.parent.parent  # <run dir>/checkpoints/<name>.ckpt
-    metrics = run_dir / "metrics.json"
+    metrics = run_dir / FILENAME
     if not metrics.is_file():
         return None
-    record = json.loads(metrics.read_text())
-    seed = record.get("seed", (record.get("settings") or {}).get("seed"))
-    counts = ",".join(f"{f}={n}" for f, n in sorted((record.get("n_train") or {}).items()))
-    return f"{(record.get('strategy') or {}).get('name', 'run')} {counts} s{seed}"
+    record = RunRecord.read(metrics)
+    counts = ",".join(f"{f}={n}" for f, n in sorted(record.n_train.items()))
+    return f"{record.strategy.get('name', 'run')} {counts} s{record.seed}"
 
 
 def similarity_section(cfg, out: Path) -> str:

@@ -44,7 +44,7 @@ def transfer(runs: list[Run], metric: str, split: str) -> list[Pairs]:
         for pre in run.pretrain_fidelities:
             x = run.metric(split, pre, metric, stage="pretrain")
             for target in run.trained:
-                y, n = run.metric(split, target, metric), (run.record.get("n_train") or {}).get(target)
+                y, n = run.metric(split, target, metric), run.record.n_train.get(target)
                 if x is None or y is None or n is None:
                     continue
                 pairs = groups.setdefault((pre, target, n), Pairs(
@@ -60,7 +60,7 @@ def heads(runs: list[Run], metric: str, split: str) -> list[Pairs]:
     """For multi-head runs: each head's error against each other head's, across runs."""
     groups: dict[tuple[str, str], Pairs] = {}
     for run in runs:
-        if run.record.get("pretrain") or len(run.trained) < 2:
+        if run.record.pretrain or len(run.trained) < 2:
             continue
         for a, b in combinations(run.trained, 2):
             x, y = run.metric(split, a, metric), run.metric(split, b, metric)
@@ -75,14 +75,14 @@ def heads(runs: list[Run], metric: str, split: str) -> list[Pairs]:
 
 
 def model_name(run: Run) -> str:
-    return f"{run.record.get('backbone')}-{run.record.get('size')}"
+    return f"{run.record.backbone}-{run.record.size}"
 
 
 def family(run: Run, target: str) -> str:
     """Runs that differ only in how many `target` labels they had (and their seed)."""
-    others = {f: n for f, n in (run.record.get("n_train") or {}).items() if f != target}
+    others = {f: n for f, n in run.record.n_train.items() if f != target}
     cheap = ", ".join(f"{f}={n}" for f, n in sorted(others.items()))
-    return f"{run.record['strategy']['name']} {model_name(run)}" + (f" + {cheap}" if cheap else "")
+    return f"{run.record.strategy['name']} {model_name(run)}" + (f" + {cheap}" if cheap else "")
 
 
 @dataclass
@@ -99,7 +99,7 @@ def learning_curves(runs: list[Run], target: str, metric: str, split: str) -> li
     """Error on `target` against its number of training labels, per family, with the spread over seeds."""
     points: dict[str, dict[int, list[float]]] = {}
     for run in runs:
-        n, error = (run.record.get("n_train") or {}).get(target), run.metric(split, target, metric)
+        n, error = run.record.n_train.get(target), run.metric(split, target, metric)
         if n is not None and error is not None:
             points.setdefault(family(run, target), {}).setdefault(int(n), []).append(error)
     curves = []
@@ -116,11 +116,11 @@ def cost_points(runs: list[Run], target: str, metric: str, split: str) -> list[P
     out (files that record none give 0)."""
     points = []
     for run in runs:
-        costs = run.record.get("label_cost_cpu_s") or {}
+        costs = run.record.label_cost_cpu_s
         error = run.metric(split, target, metric)
         if error is None or not costs or sum(costs.values()) <= 0:
             continue
-        n_train = run.record.get("n_train") or {}
-        label = ", ".join(f"{f}={n}" for f, n in sorted(n_train.items())) + f" (seed {run.record.get('seed')})"
+        n_train = run.record.n_train
+        label = ", ".join(f"{f}={n}" for f, n in sorted(n_train.items())) + f" (seed {run.record.seed})"
         points.append(Point(family(run, target), float(sum(costs.values())), error, label, int(n_train.get(target, 0))))
     return points

@@ -3,7 +3,6 @@ job exits non-zero once every job has finished."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
@@ -11,6 +10,7 @@ from omegaconf import DictConfig
 
 from mfff.cli.errors import DIVERGED_EXIT, INPUT_EXIT, fail
 from mfff.errors import UserError
+from mfff.records import DIVERGED, FILENAME, RunRecord
 from mfff.utils.paths import require_writable
 
 
@@ -34,13 +34,13 @@ class RunDirCheck(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         diverged = []
-        for record in sorted(Path(config.hydra.sweep.dir).glob("*/metrics.json")):
+        for path in sorted(Path(config.hydra.sweep.dir).glob(f"*/{FILENAME}")):
             try:
-                status = json.loads(record.read_text()).get("status")
-            except (OSError, ValueError):
+                status = RunRecord.read(path).status
+            except (OSError, UserError):
                 continue
-            if status == "diverged":
-                diverged.append(str(record))
+            if status == DIVERGED:
+                diverged.append(str(path))
         if diverged:
             fail(
                 _program(config),

@@ -32,7 +32,7 @@ def app(cfg: DictConfig) -> float | None:
         return None
     # the value Hydra sweepers optimise: the monitored validation metric, if present
     stage, _, name = str(cfg.monitor).partition("/")
-    return metrics["metrics"].get(stage, {}).get("_all", {}).get(name)
+    return metrics.metric(stage, "_all", name)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from mfff.data.budget import LabelBudget
 from mfff.data.loader import ResumableLoader
 from mfff.data.sampler import Composition, EpochCounter, MixedBatchSampler
 from mfff.data.sources import FidelitySource
+from mfff.data.stats import SourceStats
 from mfff.errors import UserError
 from mfff.utils.values import options_for, whole_number
 
@@ -183,7 +184,7 @@ class MultiFidelityDataModule(pl.LightningDataModule):
             for name in self.test_names
         ]
 
-    def stats(self) -> dict[str, dict]:
+    def stats(self) -> dict[str, SourceStats]:
         """Training-set statistics of the trained fidelities (force statistics only when forces are used)."""
         return {f: self.sources[f].stats(use_forces=f not in self.energy_only) for f in self.train_fidelities}
 

@@ -12,7 +12,13 @@ import numpy as np
 import pytorch_lightning as pl
 
 from mfff.data.readers.base import Reader
-from mfff.data.stats import average_neighbours, energy_residual_rms, fit_reference_energies, force_rms
+from mfff.data.stats import (
+    SourceStats,
+    average_neighbours,
+    energy_residual_rms,
+    fit_reference_energies,
+    force_rms,
+)
 from mfff.data.structure import Structure
 from mfff.errors import UserError
 from mfff.utils.seeding import stream
@@ -349,19 +355,19 @@ class FidelitySource(pl.LightningDataModule):
         """CPU seconds of the training labels, where the file records them (0 otherwise)."""
         return float(np.nansum([s.cost for s in self.train]))
 
-    def stats(self, use_forces: bool = True) -> dict:
+    def stats(self, use_forces: bool = True) -> SourceStats:
         """Training-set statistics; with use_forces=False the force labels are not touched."""
         has_forces = use_forces and any(s.forces is not None for s in self.train)
-        return {
-            "e0": self.e0,
-            "force_rms": force_rms(self.train) if has_forces else float("nan"),
-            "has_forces": has_forces,
-            "energy_scale": self.energy_scale,
-            "avg_neighbours": self.avg_neighbours,
-            "n_train": len(self.train),
-            "label_cost": self.label_cost,
-            "elements": self.elements,
-        }
+        return SourceStats(
+            e0=self.e0,
+            force_rms=force_rms(self.train) if has_forces else float("nan"),
+            has_forces=has_forces,
+            energy_scale=self.energy_scale,
+            avg_neighbours=self.avg_neighbours,
+            n_train=len(self.train),
+            label_cost=self.label_cost,
+            elements=self.elements,
+        )
 
 
 def _geometry(structure: Structure) -> tuple:

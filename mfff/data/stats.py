@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from mfff.data.structure import Structure
 from mfff.errors import UserError
 
 N_ELEMENTS = 119
+
+
+@dataclass(frozen=True)
+class SourceStats:
+    """What a fidelity's training split tells the model before training: its heads' E0 and scale, the elements it
+    must embed, the neighbour count MACE normalises by, and what the labels cost."""
+
+    e0: np.ndarray  # (N_ELEMENTS,) eV by atomic number, least squares on the training energies
+    force_rms: float  # eV/Å; NaN without force labels (or when they are not used)
+    has_forces: bool
+    energy_scale: float  # eV, RMS of the energy residual after E0
+    avg_neighbours: float
+    n_train: int
+    label_cost: float  # CPU seconds of the training labels (0 where the file does not record them)
+    elements: list[int]
+
+    @property
+    def output_scale(self) -> float:
+        """A new head's output scale: the training force RMS, or the energy residual RMS without force labels."""
+        return self.force_rms if self.has_forces else self.energy_scale
 
 
 def fit_reference_energies(structures: list[Structure], ridge: float = 0.0) -> np.ndarray:

@@ -3,28 +3,29 @@ fidelities say (`mfff.train.fidelity.HeadStart`)."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import torch
 
+from mfff.data.stats import SourceStats
 from mfff.errors import UserError
+from mfff.records import FILENAME, PretrainRef, RunRecord
 from mfff.train.checkpoints import check_compatible, module_from, read_checkpoint, resolve_checkpoint
 from mfff.train.fidelity import Fidelity
-from mfff.train.module import MultiFidelityModule, reference_scale
+from mfff.train.module import MultiFidelityModule
 
 log = logging.getLogger(__name__)
 
 
-def fit_to_data(module: MultiFidelityModule, fidelity: str, stats: dict, readout_loaded: bool, e0=None) -> None:
+def fit_to_data(module: MultiFidelityModule, fidelity: str, stats: SourceStats, readout_loaded: bool, e0=None) -> None:
     """A trained head's reference energies (fitted E0 unless given) and output scale (kept if its readout was
     loaded: it learned with that scale), and the elements it has seen."""
     head = module.potential.heads[fidelity]
-    scale = float(head.scale) if readout_loaded else reference_scale(stats)
-    head.set_reference(stats["e0"] if e0 is None else e0, scale)
-    module.potential.backbone.check_elements(stats["elements"])
-    module.potential.mark_known_elements(stats["elements"])
+    scale = float(head.scale) if readout_loaded else stats.output_scale
+    head.set_reference(stats.e0 if e0 is None else e0, scale)
+    module.potential.backbone.check_elements(stats.elements)
+    module.potential.mark_known_elements(stats.elements)
 
 
 class FromScratch:
@@ -35,12 +36,12 @@ class FromScratch:
         if loading:
             raise UserError(f"head {loading[0]!r} starts from a checkpoint, but this stage has none to load")
 
-    def initialise(self, module: MultiFidelityModule, fidelities: list[Fidelity], stats: dict[str, dict]) -> None:
+    def initialise(self, module: MultiFidelityModule, fidelities: list[Fidelity], stats: dict[str, SourceStats]):
         for fidelity in fidelities:
             fit_to_data(module, fidelity.name, stats[fidelity.name], readout_loaded=False)
         if hasattr(module.potential.backbone, "set_data_statistics"):  # e.g. MACE's message normalisation
-            total = sum(s["n_train"] for s in stats.values())
-            average = sum(s["avg_neighbours"] * s["n_train"] for s in stats.values()) / max(1, total)
+            total = sum(s.n_train for s in stats.values())
+            average = sum(s.avg_neighbours * s.n_train for s in stats.values()) / max(1, total)
             module.potential.backbone.set_data_statistics(average)
 
     def describe(self) -> dict:
@@ -100,7 +101,7 @@ class FromCheckpoint:
     def _head_state(self, name: str) -> dict:
         return _sub_state(self.state, f"potential.heads.{name}.")
 
-    def initialise(self, module: MultiFidelityModule, fidelities: list[Fidelity], stats: dict[str, dict]) -> None:
+    def initialise(self, module: MultiFidelityModule, fidelities: list[Fidelity], stats: dict[str, SourceStats]):
         state = self.state
         module.policy.load_weights(module.potential.backbone, _sub_state(state, "potential.backbone."))
         module.potential.known_elements |= state["potential.known_elements"].to(torch.bool)
@@ -130,15 +131,10 @@ def _describe(fidelity: Fidelity) -> str:
     return f"{readout}, {reference}"
 
 
-def pretrain_record(checkpoint: Path) -> dict:
+def pretrain_record(checkpoint: Path) -> PretrainRef:
     """What the pre-training run recorded (metrics.json beside its checkpoints/), for the fine-tune's metrics."""
-    record: dict = {"checkpoint": str(checkpoint)}
-    metrics = Path(checkpoint).parent.parent / "metrics.json"
-    if metrics.is_file():
-        saved = json.loads(metrics.read_text())
-        keys = ("strategy", "n_train", "label_cost_cpu_s", "epochs", "wall_s", "metrics")
-        record.update({k: saved[k] for k in keys if k in saved})
-    return record
+    path = Path(checkpoint).parent.parent / FILENAME
+    return PretrainRef.of(checkpoint, RunRecord.read(path) if path.is_file() else None)
 
 
 def _sub_state(state: dict, prefix: str) -> dict:

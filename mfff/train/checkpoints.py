@@ -3,7 +3,6 @@ running pickled code, and a checkpoint of another architecture or with other set
 
 from __future__ import annotations
 
-import json
 import logging
 import pickle
 from pathlib import Path
@@ -11,12 +10,10 @@ from pathlib import Path
 import torch
 
 from mfff.errors import UserError
+from mfff.records import FILENAME, RunRecord
+from mfff.train.settings import Role
 
 log = logging.getLogger(__name__)
-
-# hyper-parameters that resuming cannot change: Lightning restores the optimiser and schedule states, and the run
-# would silently go on with the old values
-FIXED_ON_RESUME = ("fidelities", "trained", "policy", "bases", "loss", "optimizer", "scheduler", "monitor")
 
 
 def resolve_checkpoint(source, key: str, prefer: str = "best") -> Path:
@@ -30,9 +27,9 @@ def resolve_checkpoint(source, key: str, prefer: str = "best") -> Path:
     if not path.is_dir():
         raise UserError(f"{key}={path} does not exist; give a run dir of mfff-train or a .ckpt file")
     candidates = [path / "checkpoints" / "best.ckpt", path / "checkpoints" / "last.ckpt"]
-    metrics = path / "metrics.json"
+    metrics = path / FILENAME
     if metrics.is_file():
-        best = json.loads(metrics.read_text()).get("best_checkpoint")
+        best = RunRecord.read(metrics).best_checkpoint
         if best:
             candidates.insert(0, Path(best))
     if prefer == "last":
@@ -125,26 +122,23 @@ def differences(saved, current, prefix: str = "") -> list[str]:
     return [] if saved == current else [f"{prefix}: {saved!r} (checkpoint) -> {current!r} (now)"]
 
 
-def check_resume(checkpoint: dict, hparams: dict, path) -> None:
-    """Resuming continues the checkpoint's run: settings it would silently ignore are refused; a longer or shorter
-    run (trainer.max_epochs / max_steps) is applied, and said so."""
-    saved = checkpoint["hyper_parameters"]
-
-    recorded = "settings" in saved  # checkpoints of older mfff versions did not record their data settings
-
-    def fixed(h: dict) -> dict:
-        return {
-            **{k: h.get(k) for k in FIXED_ON_RESUME},
-            "data": (h.get("settings") or {}).get("data") if recorded else None,
-        }
-
-    changed = differences(fixed(saved), fixed(hparams))
+def check_resume(checkpoint: dict, settings: dict, path) -> None:
+    """Resuming continues the checkpoint's run: a change to a setting that determines the weights
+    (`mfff.train.settings`, stored in the checkpoint) is refused, since Lightning restores the old optimiser, schedule
+    and data order; a longer or shorter run (LENGTH settings) is applied, and said so."""
+    saved = checkpoint["hyper_parameters"].get("settings") or {}
+    if saved.get("schema") != settings["schema"]:
+        log.warning("resume=%s: the checkpoint was written by another mfff version (settings schema %s, now %s); "
+                    "its settings are not compared", path, saved.get("schema", 1), settings["schema"])  # fmt: skip
+        return
+    changed = differences(saved[Role.WEIGHTS.value], settings[Role.WEIGHTS.value]) + differences(
+        saved[Role.STAGE.value], settings[Role.STAGE.value], "stage"
+    )
     if changed:
         raise UserError(
             f"resume={path}: this run's settings differ from the checkpoint's, and resuming would keep the "
             "checkpoint's: " + "; ".join(changed) + ". Resume with the checkpoint's settings, or start a new run "
             f"from its weights with strategy=finetune strategy.from={path}"
         )
-    trainer = [(h.get("settings") or {}).get("trainer") for h in (saved, hparams)]
-    for line in differences(*trainer, "trainer"):
+    for line in differences(saved[Role.LENGTH.value], settings[Role.LENGTH.value]):
         log.info("resume: %s; the learning-rate schedule is stretched to the new length", line)

@@ -25,11 +25,6 @@ def build_potential(model_cfg, fidelities: list[str]) -> Potential:
     return Potential(backbone, heads)
 
 
-def reference_scale(stats: dict) -> float:
-    """A head's output scale: the training force RMS, or the energy residual RMS without force labels."""
-    return stats["force_rms"] if stats["has_forces"] else stats["energy_scale"]
-
-
 def _plain(cfg):
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
 
@@ -45,7 +40,7 @@ class MultiFidelityModule(pl.LightningModule):
     policy: which parameters train, a `mfff.train.policies` config (default: all of them).
     bases: {fidelity: {fidelity, labeller}} for heads that learned a difference to a base method (Δ-learning):
         what the calculator and mfff-eval add back.
-    settings: the run's data settings and length, stored so that `resume` can refuse a changed run.
+    settings: what determines the weights (`mfff.train.settings.stage_settings`): what `resume` compares.
     """
 
     def __init__(

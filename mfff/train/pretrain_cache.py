@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -12,29 +11,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from mfff.records import FILENAME, FINISHED, RunRecord
 from mfff.train.builders import FromCheckpoint
+from mfff.train.settings import Role, settings_hash, sources_used, stage_settings
 from mfff.train.stage import Stage, StageResult, stage_config
 from mfff.utils.instantiate import instantiate
 
 log = logging.getLogger(__name__)
 
-RECORD = "metrics.json"
+RECORD = FILENAME
 
-# What the key hashes, listed explicitly: only settings that can change the pre-trained weights. Not in it: data
-# workers, the eval batch size, the neighbour-list backend, the fine-tuning target, logging and progress bars.
-DATA_KEYS = ("batch_size", "cutoff", "dtype", "seed", "budget")  # besides the stage's sources, whole, and their files
-TRAINER_KEYS = (
-    "max_epochs", "max_steps", "min_epochs", "min_steps", "accumulate_grad_batches", "gradient_clip_val",
-    "gradient_clip_algorithm", "precision", "accelerator", "devices", "num_nodes", "strategy", "deterministic",
-    "check_val_every_n_epoch", "val_check_interval", "limit_train_batches", "limit_val_batches",
-)  # fmt: skip
-WHOLE_GROUPS = ("model", "loss", "optimizer", "scheduler")
-# callbacks are hashed whole (EMA, early stopping, and any a user adds), except these, which cannot change weights;
-# of the checkpoint callback only what decides which epoch is "best"
-INERT_CALLBACKS = ("lr_monitor", "save_on_signal", "last_checkpoint")
-CHECKPOINT_KEYS = ("monitor", "mode")
 DIGEST_LIMIT = 256 * 2**20  # larger files are fingerprinted by size and modification time, not read
 
 
@@ -61,60 +49,27 @@ def file_fingerprint(path: Path) -> str:
     return "sha256 " + digest.hexdigest()
 
 
-def _data_settings(staged: DictConfig, names: list[str]) -> dict:
-    data = OmegaConf.to_container(staged.data, resolve=True)
-    settings = {key: data.get(key) for key in DATA_KEYS}
-    settings["sources"] = {name: data["sources"][name] for name in sorted(names)}
+def source_files(staged: DictConfig, names: list[str]) -> dict[str, str]:
+    """{path: fingerprint} of every file the sources `names` read."""
     files = {}
     for name in names:
         source = instantiate(staged.data.sources[name], key=f"data.sources.{name}")
         files.update({str(path): file_fingerprint(path) for path in source.data_files()})
-    settings["files"] = dict(sorted(files.items()))
-    return settings
-
-
-def _callback_settings(staged: DictConfig) -> dict:
-    callbacks = OmegaConf.to_container(staged.get("callbacks") or {}, resolve=True)
-    settings = {k: v for k, v in callbacks.items() if v is not None and k not in INERT_CALLBACKS}
-    if settings.get("model_checkpoint"):
-        settings["model_checkpoint"] = {k: settings["model_checkpoint"].get(k) for k in CHECKPOINT_KEYS}
-    return settings
-
-
-def _builder_settings(stage: Stage) -> dict:
-    """How the stage's model starts; a warm start's checkpoint by its content."""
-    settings = stage.builder.describe()
-    if isinstance(stage.builder, FromCheckpoint):
-        settings["content"] = file_fingerprint(stage.builder.checkpoint)
-    return settings
+    return dict(sorted(files.items()))
 
 
 def cache_key(cfg: DictConfig, stage: Stage) -> tuple[str, dict]:
-    """(sha256 key, the settings it hashes): the stage's fidelities (data settings, sizes, files' content), model,
-    loss, optimiser, schedule, the trainer and callback settings that shape training, the stage's own settings,
-    the seed and the training code."""
+    """(key, the settings it hashes): the stage's settings (`mfff.train.settings.stage_settings`, the one
+    declaration of what determines the weights), the content of its data files and of a warm start's checkpoint,
+    and the training code."""
     staged = stage_config(cfg, Path("<run>"), stage.config)
-    used = stage.train + stage.evaluate
-    trainer = OmegaConf.to_container(staged.trainer, resolve=True)
-    settings = {
-        "data": _data_settings(staged, used),
-        **{key: OmegaConf.to_container(staged[key], resolve=True) if staged.get(key) else None for key in WHOLE_GROUPS},
-        "trainer": {key: trainer[key] for key in TRAINER_KEYS if key in trainer},
-        "callbacks": _callback_settings(staged),
-        "stage": {
-            "train": stage.train,
-            "heads": stage.heads,
-            "energy_only": stage.energy_only,
-            "sampling": stage.sampling,
-            "policy": stage.policy.config(),
-            "builder": _builder_settings(stage),
-            "lr_scale": stage.lr_scale,
-        },
-        "seed": int(cfg.seed),
-        "code": code_digest(),
-    }
-    text = json.dumps(settings, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16], settings
+    settings = stage_settings(staged, stage)
+    if isinstance(stage.builder, FromCheckpoint):
+        builder = settings[Role.STAGE.value]["builder"]
+        builder["content"] = file_fingerprint(stage.builder.checkpoint)
+    settings["files"] = source_files(staged, sources_used(staged, stage.sources))
+    settings["code"] = code_digest()
+    return settings_hash(settings), settings
 
 
 RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
@@ -169,19 +124,23 @@ class PretrainCache:
                 shutil.rmtree(partial, ignore_errors=True)  # left by a job that died; we hold the lock
             log.info("pre-training into %s (cache key %s)", final, key)
             result = build(partial)
-            record = {
-                "status": "finished",  # a run dir like any other to mfff-analyze
-                "strategy": {"name": "pretrain", "fidelities": sorted(result.stats)},
-                "key": key,
-                "settings": settings,
-                "n_train": {f: s["n_train"] for f, s in result.stats.items()},
-                "label_cost_cpu_s": {f: s["label_cost"] for f, s in result.stats.items()},
-                "epochs": result.epochs,
-                "wall_s": result.wall_s,
-                "best_checkpoint": Path(result.best_checkpoint).name if result.best_checkpoint else None,
-                "metrics": result.metrics,
-            }
-            (partial / RECORD).write_text(json.dumps(record, indent=1) + "\n")
+            record = RunRecord(  # a run dir like any other to mfff-analyze
+                status=FINISHED,
+                strategy={"name": "pretrain", "fidelities": sorted(result.stats)},
+                key=key,
+                settings=settings,
+                seed=settings[Role.WEIGHTS.value]["seed"],
+                n_train={f: s.n_train for f, s in result.stats.items()},
+                label_cost_cpu_s={f: s.label_cost for f, s in result.stats.items()},
+                epochs=result.epochs,
+                steps=result.steps,
+                best_epoch=result.best_epoch,
+                stopped=result.stopped,
+                wall_s=result.wall_s,
+                best_checkpoint=Path(result.best_checkpoint).name if result.best_checkpoint else None,
+                metrics=result.metrics,
+            )
+            record.write(partial / RECORD)
             if final.exists():  # an unfinished entry without its record
                 shutil.rmtree(final)
             os.rename(partial, final)
@@ -189,5 +148,5 @@ class PretrainCache:
 
     @staticmethod
     def checkpoint(entry: Path) -> Path:
-        name = json.loads((entry / RECORD).read_text()).get("best_checkpoint") or "last.ckpt"
+        name = RunRecord.read(entry / RECORD).best_checkpoint or "last.ckpt"
         return entry / "checkpoints" / name

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mfff.records import RunRecord
+
 UNITS = {"energy": "meV", "energy_per_atom": "meV/atom", "forces": "meV/Å"}
 COLUMNS = (  # (metric, header)
     ("energy_mae", "energy MAE [meV]"),
@@ -35,18 +37,16 @@ def metrics_table(metrics: dict) -> str:
     )
 
 
-def format_summary(record: dict, metrics_file: Path) -> str:
-    strategy = record.get("strategy", {}).get("name", "?")
+def format_summary(record: RunRecord, metrics_file: Path) -> str:
     heading = (
-        f"mfff-train finished: {strategy}, {record.get('backbone')}/{record.get('size')}, "
-        f"{record.get('epochs')} epochs, {record.get('steps')} steps ({record.get('stopped')}). Test errors of the "
-        f"best checkpoint (epoch {record.get('best_epoch')}):"
+        f"mfff-train finished: {record.strategy['name']}, {record.backbone}/{record.size}, {record.epochs} epochs, "
+        f"{record.steps} steps ({record.stopped}). Test errors of the best checkpoint (epoch {record.best_epoch}):"
     )
     return "\n".join(
         [
             heading,
-            metrics_table(record.get("metrics", {})),
+            metrics_table(record.metrics),
             f"metrics:    {metrics_file}",
-            f"checkpoint: {record.get('best_checkpoint')}",
+            f"checkpoint: {record.best_checkpoint}",
         ]
     )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -11,21 +11,21 @@ from omegaconf import DictConfig
 from pytorch_lightning.utilities import rank_zero_only
 
 from mfff.errors import Interrupted, TrainingDiverged
+from mfff.records import DIVERGED, FILENAME, FINISHED, INTERRUPTED, RunRecord
 from mfff.train.checks import check_train_config
-from mfff.train.finished import config_fingerprint
 from mfff.train.preemption import requeue, slurm_job_id, slurm_record
 from mfff.train.report import UNITS, format_summary
 from mfff.train.resume import AUTO
+from mfff.train.settings import config_hash
 from mfff.train.stage import processes_per_node
 from mfff.train.strategies import Strategy
-from mfff.utils.atomic import atomic_write_text
 from mfff.utils.instantiate import instantiate
 from mfff.utils.threads import apply_threads, choose_threads
 
 log = logging.getLogger(__name__)
 
 
-def train(cfg: DictConfig, run_choices: dict | None = None) -> dict:
+def train(cfg: DictConfig, run_choices: dict | None = None) -> RunRecord:
     check_train_config(cfg)
     threads = choose_threads(cfg.get("threads", "auto"), processes_per_node(cfg.trainer), cfg.data.num_workers)
     apply_threads(threads)
@@ -36,23 +36,24 @@ def train(cfg: DictConfig, run_choices: dict | None = None) -> dict:
     output_dir = Path(cfg.paths.output_dir)
     choices = run_choices or {}
     strategy: Strategy = instantiate(cfg.strategy, _convert_="all")
-    record = {
-        "status": "finished",
-        "strategy": strategy.describe(),
-        "backbone": choices.get("model/backbone", cfg.model.backbone._target_.rsplit(".", 1)[-1]),
-        "size": choices.get("model/size"),
-        "seed": int(cfg.seed),
-        "threads": threads.threads,
-        "overrides": list(choices.get("_overrides", [])),
-        "units": UNITS,
-        "config_hash": config_fingerprint(cfg),  # a rerun sweep skips this job while its config stays the same
-        "slurm": slurm_record(),
-    }
+    record = RunRecord(
+        status=FINISHED,
+        strategy=strategy.describe(),
+        backbone=choices.get("model/backbone", cfg.model.backbone._target_.rsplit(".", 1)[-1]),
+        size=choices.get("model/size"),
+        seed=int(cfg.seed),
+        threads=threads.threads,
+        overrides=list(choices.get("_overrides", [])),
+        units=UNITS,
+        config_hash=config_hash(cfg),  # a rerun sweep skips this job while its config stays the same
+        slurm=slurm_record(),
+    )
+    path = output_dir / FILENAME
     try:
         outcome = strategy.run(cfg, output_dir, cfg.get("resume") or None)
     except TrainingDiverged as err:
-        err.metrics_file = output_dir / "metrics.json"
-        _write(output_dir, {**record, "status": "diverged", "diverged": err.record(), "metrics": {}})
+        err.metrics_file = path
+        _write(path, replace(record, status=DIVERGED, diverged=err.record()))
         raise
     except Interrupted as err:  # says where the run stopped, and never reads as finished
         rank_zero = rank_zero_only.rank == 0
@@ -62,10 +63,11 @@ def train(cfg: DictConfig, run_choices: dict | None = None) -> dict:
                 requeue(job)
                 err.requeued = job
         if rank_zero:
-            _write(output_dir, {**record, "status": "interrupted", "interrupted": err.record(), "metrics": {}})
+            _write(path, replace(record, status=INTERRUPTED, interrupted=err.record()))
         raise
     result = outcome.result
-    record.update(
+    record = replace(
+        record,
         n_train=outcome.n_train,
         label_cost_cpu_s=outcome.label_cost,
         epochs=result.epochs,
@@ -79,11 +81,11 @@ def train(cfg: DictConfig, run_choices: dict | None = None) -> dict:
         pretrain=outcome.pretrain,
     )
     if result.is_global_zero:
-        _write(output_dir, record)
-        print(format_summary(record, output_dir / "metrics.json"), flush=True)
+        _write(path, record)
+        print(format_summary(record, path), flush=True)
     return record
 
 
-def _write(output_dir: Path, record: dict) -> None:
-    atomic_write_text(output_dir / "metrics.json", json.dumps(record, indent=1) + "\n")
-    log.info("wrote %s", output_dir / "metrics.json")
+def _write(path: Path, record: RunRecord) -> None:
+    record.write(path)
+    log.info("wrote %s", path)

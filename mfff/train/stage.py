@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from mfff.data.stats import SourceStats
 from mfff.errors import Interrupted, TrainingDiverged, UserError
 from mfff.train.builders import FromCheckpoint, FromScratch
 from mfff.train.callbacks import EarlyStoppingAfterDecay
@@ -26,6 +27,7 @@ from mfff.train.policies import Full, ParameterPolicy
 from mfff.train.preemption import Preempted, SaveOnSignal
 from mfff.train.quiet import quiet_lightning, resuming_quietly
 from mfff.train.resume import latest_checkpoint, resume_point
+from mfff.train.settings import Role, field_settings, setting, stage_settings
 from mfff.train.wandb_run import describe as describe_wandb
 from mfff.train.wandb_run import finish as finish_wandb
 from mfff.utils.instantiate import instantiate
@@ -43,13 +45,15 @@ class Stage:
         lr_scale: the stage trains at this times the learning rate its config gives (fine-tunes: 0.2).
     """
 
-    name: str
-    fidelities: list[Fidelity | str]
-    builder: FromScratch | FromCheckpoint = field(default_factory=FromScratch)
-    policy: ParameterPolicy = field(default_factory=Full)
-    sampling: dict | None = None
-    config: dict = field(default_factory=dict)
-    lr_scale: float = 1.0
+    name: str = setting(Role.INERT)
+    fidelities: list[Fidelity | str] = setting(Role.WEIGHTS, plain=lambda fs: [asdict(f) for f in fs])
+    builder: FromScratch | FromCheckpoint = setting(Role.WEIGHTS, plain=lambda b: b.describe(),
+                                                    default_factory=FromScratch)  # fmt: skip
+    policy: ParameterPolicy = setting(Role.WEIGHTS, plain=lambda p: p.config(), default_factory=Full)
+    sampling: dict | None = setting(Role.WEIGHTS, default=None)
+    # merged into the stage's config, whose keys are classified one by one (mfff.train.settings.CONFIG_ROLES)
+    config: dict = setting(Role.INERT, default_factory=dict)
+    lr_scale: float = setting(Role.WEIGHTS, default=1.0)
 
     def __post_init__(self):
         objects = [f if isinstance(f, Fidelity) else trained(f) for f in self.fidelities]
@@ -74,6 +78,15 @@ class Stage:
         return {f.name: {"fidelity": f.base, "labeller": f.base_labeller} for f in self.fidelities if f.base}
 
     @property
+    def sources(self) -> list[str]:
+        """The data sources the stage reads: its heads' and their Δ bases'."""
+        return sorted({*self.heads, *(f.base for f in self.fidelities if f.base)})
+
+    def settings(self) -> dict:
+        """The fields that determine the trained weights, as plain data (each field declares its role)."""
+        return field_settings(self)
+
+    @property
     def energy_only(self) -> list[str]:
         """Trained fidelities whose force labels are not used: the one place energy-only training is decided."""
         return [f.name for f in self.fidelities if f.trains and not f.forces]
@@ -82,7 +95,7 @@ class Stage:
 @dataclass
 class StageResult:
     metrics: dict  # nested: {'val': {'dft': {'forces_mae': ...}}, 'test': ...}
-    stats: dict  # per trained fidelity: n_train, label_cost, ...
+    stats: dict[str, SourceStats]  # per trained fidelity
     best_checkpoint: str | None
     epochs: int
     steps: int
@@ -126,6 +139,7 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
     cfg = stage_config(cfg, output_dir, stage.config)
     resume = resume_point(resume, Path(output_dir))
     check_train_config(cfg)
+    settings = stage_settings(cfg, stage)  # before lr_scale: the stage's own field says it
     if stage.lr_scale != 1.0:
         with open_dict(cfg):
             cfg.optimizer.lr = float(cfg.optimizer.lr) * stage.lr_scale
@@ -142,12 +156,12 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
         "trained": stage.train,
         "policy": stage.policy.config(),
         "bases": stage.bases,
-        "settings": run_settings(cfg, stage),
+        "settings": settings,
     }
     if resume:  # refuse an incompatible checkpoint or changed settings before spending time on the data
         saved = read_checkpoint(resume)
         check_compatible(saved, model_cfg, stage.heads, resume)
-        check_resume(saved, MultiFidelityModule.hparams_of(**module_args), resume)
+        check_resume(saved, settings, resume)
     stage.builder.check(model_cfg, stage.fidelities)
     start = time.perf_counter()
     data = instantiate(
@@ -176,7 +190,7 @@ def run_stage(cfg: DictConfig, stage: Stage, output_dir: Path, resume: str | Non
         logger=_loggers(cfg, append=bool(resume)),
         plugins=[AtomicCheckpointIO()],
     )
-    describe_wandb(trainer.loggers, cfg, stage.name, {f: s["n_train"] for f, s in stats.items()})
+    describe_wandb(trainer.loggers, cfg, stage.name, {f: s.n_train for f, s in stats.items()})
     try:
         return _fit_and_evaluate(trainer, module, data, stage, output_dir, resume, stats, start)
     finally:  # one wandb run per stage: the next job of a sweep in this process must not log into it
@@ -235,18 +249,6 @@ def interrupted(trainer: pl.Trainer, stage: Stage, signal: BaseException, output
     saved = next((c.saved for c in trainer.callbacks if isinstance(c, SaveOnSignal)), None)
     saved = saved or latest_checkpoint(Path(output_dir) / "checkpoints")
     return Interrupted(name, stage.name, trainer.current_epoch, trainer.global_step, str(saved) if saved else None)
-
-
-# data settings that do not change what is trained (they may differ when resuming)
-NOT_TRAINING_SETTINGS = ("num_workers", "neighbours", "eval_batch_size")
-
-
-def run_settings(cfg: DictConfig, stage: Stage) -> dict:
-    """What the checkpoint records of the data and the run length, so a resumed run can be checked against it."""
-    data = OmegaConf.to_container(cfg.data, resolve=True)
-    data = {k: v for k, v in data.items() if k not in NOT_TRAINING_SETTINGS}
-    data.update(fidelities=sorted(stage.train), sampling=stage.sampling, energy_only=stage.energy_only)
-    return {"data": data, "trainer": {k: cfg.trainer.get(k) for k in ("max_epochs", "max_steps")}}
 
 
 def processes_per_node(trainer_cfg) -> int:

@@ -91,8 +91,8 @@ def _batches(loader):
 @pytest.mark.parametrize("workers", [0, 1])
 def test_streamed_batches_equal_in_memory_ones(emt_db, workers):
     whole, streamed = _data(emt_db, lazy=False), _data(emt_db, lazy=True, workers=workers)
-    assert streamed.stats()["emt"]["force_rms"] == pytest.approx(whole.stats()["emt"]["force_rms"], rel=1e-12)
-    np.testing.assert_array_equal(streamed.stats()["emt"]["e0"], whole.stats()["emt"]["e0"])
+    assert streamed.stats()["emt"].force_rms == pytest.approx(whole.stats()["emt"].force_rms, rel=1e-12)
+    np.testing.assert_array_equal(streamed.stats()["emt"].e0, whole.stats()["emt"].e0)
     assert not streamed.train_collate.cache and whole.train_collate.cache  # streamed lists are not kept
     for loader in ("train_dataloader", "val_dataloader"):
         expected, streamed_loader = _batches(getattr(whole, loader)()), getattr(streamed, loader)()

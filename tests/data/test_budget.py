@@ -31,7 +31,7 @@ def test_count_budget_splits_by_fraction_and_nests():
     bigger = _data(budget.replace("400", "800"))
     for f in ("dft", "gfn2"):
         assert _ids(data.sources[f].train) < _ids(bigger.sources[f].train)
-    assert data.stats()["dft"]["n_train"] == 100
+    assert data.stats()["dft"].n_train == 100
 
 
 def test_cost_budget_spends_within_the_budget():

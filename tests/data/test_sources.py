@@ -52,8 +52,8 @@ def test_statistics_come_from_the_training_split(emt_extxyz):
     counts = np.array([[np.sum(s.numbers == z) for z in (1, 6, 7, 8)] for s in source.train])
     np.testing.assert_allclose(counts.T @ residual, 0.0, atol=1e-8)  # least-squares normal equations hold
     forces = np.concatenate([s.forces for s in source.train])
-    assert source.stats()["force_rms"] == pytest.approx(np.sqrt(np.mean(forces**2)))
-    assert not source.stats(use_forces=False)["has_forces"]
+    assert source.stats().force_rms == pytest.approx(np.sqrt(np.mean(forces**2)))
+    assert not source.stats(use_forces=False).has_forces
     assert source.avg_neighbours > 1.0 and source.elements == [1, 6, 7, 8]
 
 

@@ -167,11 +167,11 @@ def test_a_run_ends_with_its_test_errors_and_without_noise(tmp_path, caplog, cap
     assert "litlogger" not in caplog.text and "using 1 CPU thread" in caplog.text
     printed = capsys.readouterr().out
     assert "test set  fidelity  energy MAE [meV]  energy/atom MAE [meV/atom]  forces MAE [meV/Å]" in printed
-    forces = record["metrics"]["test_mol"]["gfn1"]["forces_mae"]
+    forces = record.metrics["test_mol"]["gfn1"]["forces_mae"]
     assert re.search(rf"test_mol\s+gfn1\s+[\d.]+\s+[\d.]+\s+{forces:.1f}", printed)
     assert f"metrics:    {tmp_path / 'metrics.json'}" in printed
-    assert f"checkpoint: {record['best_checkpoint']}" in printed
-    assert record["stopped"] == "max_epochs=1 reached" and record["best_epoch"] == 0
+    assert f"checkpoint: {record.best_checkpoint}" in printed
+    assert record.stopped == "max_epochs=1 reached" and record.best_epoch == 0
     assert "(max_epochs=1 reached). Test errors of the best checkpoint (epoch 0):" in printed
 
 
@@ -182,20 +182,20 @@ def test_metrics_json_says_why_the_run_stopped_and_which_epoch_was_best(tmp_path
     stop = re.fullmatch(
         r"early stopping at epoch (\d+): val/loss did not improve for 2 epochs once the learning rate had decayed to "
         r"0.1x its peak",
-        record["stopped"],
+        record.stopped,
     )
-    assert stop, record["stopped"]
+    assert stop, record.stopped
     # warm-up cosine over 20 epochs falls to 0.1x its peak after 81% of the steps: counting starts at epoch 16
-    assert int(stop[1]) == 17 and record["epochs"] == 18 and 0 <= record["best_epoch"] <= 17
+    assert int(stop[1]) == 17 and record.epochs == 18 and 0 <= record.best_epoch <= 17
     ungated = "callbacks.early_stopping.lr_fraction=1.0"  # counts from the start, as Lightning's EarlyStopping
     ungated = train(_config(tmp_path / "ungated", *never_improves, ungated, epochs=20))
-    assert ungated["stopped"].startswith("early stopping at epoch 2: ") and ungated["epochs"] == 3
+    assert ungated.stopped.startswith("early stopping at epoch 2: ") and ungated.epochs == 3
     constant = train(_config(tmp_path / "constant", *never_improves, "scheduler=none", epochs=20))
-    assert constant["stopped"].startswith("early stopping at epoch 2: ")  # no schedule: nothing to wait for
+    assert constant.stopped.startswith("early stopping at epoch 2: ")  # no schedule: nothing to wait for
     # the best checkpoint long before the stop (its callback states predate it): still reported as an early stop
     early_best = train(_config(tmp_path / "early", *never_improves, "callbacks.model_checkpoint.mode=max", epochs=20))
-    assert early_best["stopped"] == record["stopped"] and early_best["epochs"] == 18
-    assert early_best["best_epoch"] < 10
+    assert early_best.stopped == record.stopped and early_best.epochs == 18
+    assert early_best.best_epoch < 10
 
 
 def test_a_bad_finetune_setting_is_refused_before_the_pretraining(tmp_path):

@@ -37,7 +37,7 @@ def test_delta_trains_on_the_difference_of_paired_conformers(delta_run):
     dft, gfn2 = (instantiate(cfg.data.sources[f]) for f in ("dft", "gfn2"))
     dft.subtract(gfn2)
     dft.setup()
-    np.testing.assert_allclose(module.potential.heads["dft"].e0.numpy(), dft.stats()["e0"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(module.potential.heads["dft"].e0.numpy(), dft.stats().e0, rtol=0, atol=1e-9)
     plain = {s.positions.tobytes(): s for s in instantiate(cfg.data.sources["dft"]).all_structures()}
     base = {s.positions.tobytes(): s for s in gfn2.all_structures()}
     for structure in dft.train[:5]:

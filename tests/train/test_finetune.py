@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from mfff.data.stats import N_ELEMENTS
+from mfff.data.stats import N_ELEMENTS, SourceStats
 from mfff.errors import UserError
 from mfff.train.checkpoints import resolve_checkpoint
 from mfff.train.module import MultiFidelityModule
@@ -71,20 +71,17 @@ def test_partial_freezes_exactly_the_named_blocks(pretrained_gfn2, tmp_path):
     assert _differs(before, after, "potential.backbone.interactions.2.")
 
 
+def _stats(e0) -> SourceStats:
+    return SourceStats(e0, force_rms=2.0, has_forces=True, energy_scale=1.0, avg_neighbours=4.0, n_train=10,
+                       label_cost=0.0, elements=[1, 6, 7, 8])  # fmt: skip
+
+
 def _finetuned_module(pretrained, **options):
     checkpoint = resolve_checkpoint(pretrained[0], "strategy.from")
     stage = Finetune("dft", **options).stage(checkpoint)
     saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
     module = MultiFidelityModule(saved["hyper_parameters"]["model"], stage.heads, trained=stage.train)
-    stats = {
-        "dft": {
-            "e0": torch.arange(float(N_ELEMENTS)).numpy() * -1.5,
-            "force_rms": 2.0,
-            "energy_scale": 1.0,
-            "has_forces": True,
-            "elements": [1, 6, 7, 8],
-        }
-    }
+    stats = {"dft": _stats(torch.arange(float(N_ELEMENTS)).numpy() * -1.5)}
     stage.builder.initialise(module, stage.fidelities, stats)
     return module, saved["state_dict"], stats
 
@@ -105,7 +102,7 @@ def test_reuse_starts_from_the_pretrained_head_and_new_does_not(pretrained_gfn2)
 def test_reference_energies_are_refitted_by_default_and_kept_on_request(pretrained_gfn2):
     refit, saved, stats = _finetuned_module(pretrained_gfn2, head="reuse")
     kept, _, _ = _finetuned_module(pretrained_gfn2, head="reuse", reference="keep")
-    assert torch.allclose(refit.potential.heads["dft"].e0, torch.as_tensor(stats["dft"]["e0"], dtype=torch.float32))
+    assert torch.allclose(refit.potential.heads["dft"].e0, torch.as_tensor(stats["dft"].e0, dtype=torch.float32))
     assert torch.equal(kept.potential.heads["dft"].e0, saved["potential.heads.gfn2.e0"])
 
 
@@ -186,8 +183,7 @@ def test_a_joint_strategy_warm_starts_from_a_checkpoint(pretrained_gfn2, tmp_pat
     checkpoint_data = torch.load(checkpoint, map_location="cpu", weights_only=False)
     saved = checkpoint_data["state_dict"]
     warm = MultiFidelityModule(checkpoint_data["hyper_parameters"]["model"], stage.heads)
-    stats = {"e0": torch.zeros(N_ELEMENTS).numpy(), "force_rms": 2.0, "energy_scale": 1.0, "has_forces": True,
-             "elements": [1, 6, 7, 8]}  # fmt: skip
+    stats = _stats(torch.zeros(N_ELEMENTS).numpy())
     stage.builder.initialise(warm, stage.fidelities, {"dft": stats, "gfn2": stats})
     backbone = warm.potential.backbone.state_dict()
     assert all(torch.equal(value, saved[f"potential.backbone.{name}"]) for name, value in backbone.items())

@@ -56,7 +56,8 @@ def assert_same_result(resumed: dict, reference: dict) -> None:
 
 
 def train_here(run_dir: Path, overrides: list[str]) -> dict:
-    return train(compose_config("train", [f"paths.output_dir={run_dir}", *overrides]))
+    """The run's record as metrics.json holds it, like the records of the killed processes."""
+    return json.loads(train(compose_config("train", [f"paths.output_dir={run_dir}", *overrides])).to_json())
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +85,8 @@ def test_a_signal_mid_epoch_saves_and_resume_auto_ends_as_the_uninterrupted_run(
     record = json.loads((tmp_path / "metrics.json").read_text())
     assert record["status"] == "interrupted" and record["interrupted"]["checkpoint"].endswith("interrupted.ckpt")
     assert "resume=auto" in str(stopped.value)
-    resumed = train_here(tmp_path, [*SCRATCH, "resume=auto"])
+    # the same command (callbacks are settings a resume checks); the signal's step has passed and it does not fire again
+    resumed = train_here(tmp_path, [*SCRATCH, *signal_at, "resume=auto"])
     assert_same_result(resumed, scratch_reference)
     assert not (tmp_path / "checkpoints" / "interrupted.ckpt").exists()  # a finished run is not resumed from it
 
@@ -205,7 +207,7 @@ def test_sigusr1_to_one_ddp_rank_stops_both_at_the_same_step_and_the_run_resumes
     import torch
 
     assert torch.load(record["checkpoint"], map_location="cpu", weights_only=True)["global_step"] == 6
-    resumed = subprocess.run([*command, "resume=auto"], cwd=tmp_path, env=env, capture_output=True, text=True,
+    resumed = subprocess.run([*command, *signal_at, "resume=auto"], cwd=tmp_path, env=env, capture_output=True, text=True,
                              timeout=600)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     final = json.loads((run / "metrics.json").read_text())

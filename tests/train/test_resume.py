@@ -37,7 +37,7 @@ def test_resume_from_the_run_dir_continues_history_and_length(first_run, tmp_pat
     __import__("shutil").copytree(run_dir, copy)
     assert _epochs_in_history(copy) == [0, 1]
     record = _train(copy, f"resume={copy}", epochs=4)
-    assert record["epochs"] == 4 and record["steps"] == 4 * 2  # 16 structures in batches of 8
+    assert record.epochs == 4 and record.steps == 4 * 2  # 16 structures in batches of 8
     assert _epochs_in_history(copy) == [0, 1, 2, 3]  # the first two epochs' rows are still there
 
 
@@ -63,10 +63,10 @@ def test_eval_takes_a_run_dir(first_run, tmp_path):
     run_dir, record = first_run
     cfg = compose_config("eval", [f"ckpt={run_dir}", f"paths.output_dir={tmp_path}", "data.sources.gfn2.n_test=32"])
     report = evaluate(cfg)
-    assert report["checkpoint"] == record["best_checkpoint"]
+    assert report["checkpoint"] == record.best_checkpoint
     assert report["test_sizes"]["gfn2"] == {"test": 32, "test_mol": 32}
     assert report["metrics"]["test"]["gfn2"]["forces_mae"] == pytest.approx(
-        record["metrics"]["test"]["gfn2"]["forces_mae"], rel=1e-4
+        record.metrics["test"]["gfn2"]["forces_mae"], rel=1e-4
     )
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from mfff.data.stats import N_ELEMENTS, SourceStats
 from mfff.train.loss import MultiFidelityLoss
 from mfff.train.pretrain_cache import PretrainCache
 from mfff.train.run import train
@@ -39,7 +40,7 @@ def _emt_run(tmp_path, path, use_forces: bool) -> dict:
         ],
     )
     metrics = train(cfg, {})
-    return torch.load(metrics["best_checkpoint"], map_location="cpu", weights_only=False)["state_dict"]
+    return torch.load(metrics.best_checkpoint, map_location="cpu", weights_only=False)["state_dict"]
 
 
 def test_pretraining_without_forces_never_reads_the_force_labels(emt_extxyz, tmp_path):
@@ -127,11 +128,10 @@ def _build_once(root, marker_dir, started):
         (directory / "checkpoints").mkdir(parents=True)
         (directory / "checkpoints" / "best.ckpt").write_text("weights")
         time.sleep(1.0)  # long enough that the other jobs arrive while this one builds
-        return StageResult(
-            {}, {"gfn2": {"n_train": 10, "label_cost": 1.0}}, str(directory / "checkpoints/best.ckpt"), 1, 1
-        )
+        stats = SourceStats(np.zeros(N_ELEMENTS), 1.0, True, 1.0, 4.0, n_train=10, label_cost=1.0, elements=[1])
+        return StageResult({}, {"gfn2": stats}, str(directory / "checkpoints/best.ckpt"), 1, 1)
 
-    entry, status = PretrainCache(root).get_or_build("k", {"seed": 0}, build)
+    entry, status = PretrainCache(root).get_or_build("k", {"weights": {"seed": 0}}, build)
     (Path(marker_dir) / f"{status}-{os.getpid()}").touch()
 
 
@@ -215,7 +215,7 @@ def test_cache_key_follows_the_data_files_content(tmp_path, emt_extxyz):
 
     data.write_bytes(emt_extxyz.read_bytes())
     first, settings = key()
-    assert settings["data"]["files"] == {str(data): "sha256 " + hashlib.sha256(data.read_bytes()).hexdigest()}
+    assert settings["files"] == {str(data): "sha256 " + hashlib.sha256(data.read_bytes()).hexdigest()}
     assert key()[0] == first
     frames = ase.io.read(data, ":")
     frames[0].positions[0, 0] += 0.01  # the same file name, regenerated with other content

@@ -8,6 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from mfff.errors import UserError
+from mfff.records import PretrainRef
 from mfff.train.stage import StageResult
 
 
@@ -16,7 +17,7 @@ class Outcome:
     """A strategy's result: the final stage, plus what the pre-training was (if there was one)."""
 
     result: StageResult
-    pretrain: dict | None = None
+    pretrain: PretrainRef | None = None
     n_train: dict = field(default_factory=dict)  # every label used, over all stages
     label_cost: dict = field(default_factory=dict)
 
@@ -31,12 +32,12 @@ def require_sources(cfg: DictConfig, names: list[str], key: str) -> None:
             )
 
 
-def outcome(result: StageResult, pretrain: dict | None = None) -> Outcome:
-    n_train = {f: s["n_train"] for f, s in result.stats.items()}
-    cost = {f: s["label_cost"] for f, s in result.stats.items()}
+def outcome(result: StageResult, pretrain: PretrainRef | None = None) -> Outcome:
+    n_train = {f: s.n_train for f, s in result.stats.items()}
+    cost = {f: s.label_cost for f, s in result.stats.items()}
     if pretrain:  # the pre-training labels are part of what this model cost
-        n_train = {**pretrain.get("n_train", {}), **n_train}
-        cost = {**pretrain.get("label_cost_cpu_s", {}), **cost}
+        n_train = {**pretrain.n_train, **n_train}
+        cost = {**pretrain.label_cost_cpu_s, **cost}
     return Outcome(result, pretrain, n_train, cost)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from mfff.errors import Interrupted
 from mfff.train.builders import pretrain_record
 from mfff.train.checks import check_train_config
@@ -56,5 +58,5 @@ class PretrainFinetune(Strategy):
             err.by_path = False
             raise
         checkpoint = PretrainCache.checkpoint(entry)
-        pretrain = {**pretrain_record(checkpoint), "key": key, "cache": status}
+        pretrain = replace(pretrain_record(checkpoint), key=key, cache=status)
         return outcome(run_stage(cfg, self.finetuner.stage(checkpoint), output_dir, resume), pretrain)
