@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hydra import compose, initialize_config_dir
 
+from mfff.cli.overrides import open_overrides
 from mfff.config import conf_dir
 
 
@@ -11,7 +12,8 @@ def compose_config(name: str, overrides: list[str] | None = None, hydra: bool = 
     """Compose a root config (e.g. 'label') the way the console script does, with overrides; `hydra`: keep Hydra's
     own node (launcher, sweep dirs) in it."""
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return compose(config_name=name, overrides=list(overrides or []), return_hydra_config=hydra)
+        overrides = open_overrides(list(overrides or [])) if name == "train" else list(overrides or [])
+        return compose(config_name=name, overrides=overrides, return_hydra_config=hydra)
 
 
 def trivial_errors(cfg, fidelity: str, test_set: str = "test") -> dict:

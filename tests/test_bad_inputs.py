@@ -65,7 +65,12 @@ TRAIN_CASES = [
         "strategy.builder.checkpoint=/nonexistent/run does not exist",
     ),  # fmt: skip
     (["strategy=finetune", "strategy.from=/nonexistent/run"], "strategy.from=/nonexistent/run does not exist"),
-    (["strategy=finetune", "strategy.from=/tmp", "strategy.lr_scale=0"], "lr_scale (strategy.lr_scale, or strategy"),
+    (["strategy=finetune", "strategy.from=/tmp", "strategy.lr_scale=0"], "strategy.lr_scale=0 must be"),
+    # inside pretrain_finetune a stage's options are named by their full key
+    (["strategy=pretrain_finetune", "strategy.finetune.head=most"], "strategy.finetune.head='most' is unknown"),
+    (["strategy=pretrain_finetune", "strategy.finetune.lr_scale=0"], "strategy.finetune.lr_scale=0 must be"),
+    (["strategy=pretrain_finetune", "strategy.pretrain.fidelities=[]"], "strategy.pretrain.fidelities is empty"),
+    (["+trainer.new_option=1"], "config key trainer.new_option is not classified"),
     (
         ["strategy=multihead", "fidelities=[gfn1,gfn2]", "strategy.sampling.mode=weird"],
         "strategy.sampling.mode='weird' is unknown; choose one of",

@@ -27,7 +27,7 @@ def test_two_by_two_sweep_pretrains_once_and_records_its_overrides(tmp_path):
             "strategy=pretrain_finetune",
             "data.sources.dft.n_train=16,32",
             "strategy/params@strategy.finetune.params=full,frozen_backbone",
-            "+strategy.pretrain.trainer.max_epochs=2",
+            "strategy.pretrain.trainer.max_epochs=2",  # a stage delta needs no `+`
             "trainer.max_epochs=1",
             f"paths.cache_dir={tmp_path}/cache",
             f"hydra.sweep.dir={tmp_path}/sweep",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mfff.cli.errors import run_hydra_app, user_errors
+from mfff.cli.overrides import open_overrides
 from mfff.config import conf_dir
 from mfff.train.resume import AUTO
 
@@ -36,6 +39,7 @@ def app(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
+    sys.argv[1:] = open_overrides(sys.argv[1:])  # strategy.pretrain.trainer.max_epochs=50 without a `+`
     run_hydra_app("mfff-train", app)
 
 

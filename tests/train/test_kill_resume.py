@@ -207,8 +207,8 @@ def test_sigusr1_to_one_ddp_rank_stops_both_at_the_same_step_and_the_run_resumes
     import torch
 
     assert torch.load(record["checkpoint"], map_location="cpu", weights_only=True)["global_step"] == 6
-    resumed = subprocess.run([*command, *signal_at, "resume=auto"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                             timeout=600)  # fmt: skip
+    resumed = subprocess.run([*command, *signal_at, "resume=auto"], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=600)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     final = json.loads((run / "metrics.json").read_text())
     assert final["status"] == "finished" and final["steps"] == 12 and final["resumed_from"] == record["checkpoint"]

@@ -45,6 +45,8 @@ class Strategy:
     """Args:
     trainer, optimizer, scheduler: deltas over the root config groups for this strategy's stage, e.g.
         {max_epochs: 50}; used where a strategy is one stage of another (`PretrainFinetune`).
+    key: where this strategy's options sit in the config (strategy, or strategy.finetune inside
+        pretrain_finetune), so that messages name the full key.
     """
 
     name: str = "strategy"
@@ -56,11 +58,12 @@ class Strategy:
         trainer: dict | None = None,
         optimizer: dict | None = None,
         scheduler: dict | None = None,
+        key: str = "strategy",
     ):
-        self.name = name or self.name
+        self.name, self.key = name or self.name, key
         self.fidelities = sorted(str(f) for f in fidelities)
         if not self.fidelities:
-            raise UserError(f"strategy={self.name} has no fidelities to train on (strategy.fidelities)")
+            raise UserError(f"{key}.fidelities is empty: strategy={self.name} has no fidelities to train on")
         self.deltas = {"trainer": trainer, "optimizer": optimizer, "scheduler": scheduler}
 
     def describe(self) -> dict:

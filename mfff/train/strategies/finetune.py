@@ -57,18 +57,19 @@ class Finetune(Strategy):
         trainer: dict | None = None,
         optimizer: dict | None = None,
         scheduler: dict | None = None,
+        key: str = "strategy",
         **source,
     ):
-        super().__init__([fidelity], name, trainer, optimizer, scheduler)
-        self.lr_scale = positive_number(lr_scale, "lr_scale (strategy.lr_scale, or strategy.finetune.lr_scale)")
+        super().__init__([fidelity], name, trainer, optimizer, scheduler, key)
+        self.lr_scale = positive_number(lr_scale, f"{key}.lr_scale")
         unknown = sorted(set(source) - {"from"})
         if unknown:
-            raise UserError(f"strategy={self.name} has no option {unknown[0]!r}")
+            raise UserError(f"{key}.{unknown[0]} is not an option of strategy={self.name}")
         self.fidelity, self.source = str(fidelity), source.get("from")
         self.params = params if params is not None else Full()
         self.head, self.reference, self.source_head = head, reference, source_head
-        self.reuse_readout = _choice(head, HEAD_CHOICES, "strategy.head")
-        self.keep_reference = _choice(reference, REFERENCE_CHOICES, "strategy.reference")
+        self.reuse_readout = _choice(head, HEAD_CHOICES, f"{self.key}.head")
+        self.keep_reference = _choice(reference, REFERENCE_CHOICES, f"{self.key}.reference")
         self.eval_pretrain = bool(eval_pretrain)
 
     def describe(self) -> dict:
@@ -87,7 +88,7 @@ class Finetune(Strategy):
         heads = builder.heads
         if self.source_head is not None:
             if self.source_head not in heads:
-                raise UserError(f"strategy.source_head={self.source_head!r} is not a head of {builder.checkpoint}; "
+                raise UserError(f"{self.key}.source_head={self.source_head!r} is not a head of {builder.checkpoint}; "
                                 f"its heads are {', '.join(heads)}")  # fmt: skip
             return self.source_head
         if self.fidelity in heads:
@@ -96,11 +97,11 @@ class Finetune(Strategy):
             return heads[0]
         raise UserError(
             f"{builder.checkpoint} has heads {', '.join(heads)}; name the one to start from with "
-            "strategy.source_head=<fidelity>"
+            f"{self.key}.source_head=<fidelity>"
         )
 
     def stage(self, checkpoint: Path) -> Stage:
-        builder = FromCheckpoint(checkpoint, "strategy.from")
+        builder = FromCheckpoint(checkpoint, f"{self.key}.from")
         source = self._source_head(builder)
         target = Fidelity(
             self.fidelity,
@@ -113,10 +114,10 @@ class Finetune(Strategy):
         return Stage("finetune", [target, *kept], builder, self.params, config=self.deltas, lr_scale=self.lr_scale)
 
     def run(self, cfg, output_dir, resume=None):
-        require_sources(cfg, [self.fidelity], "strategy.fidelity")
-        checkpoint = resolve_checkpoint(self.source, "strategy.from")
+        require_sources(cfg, [self.fidelity], f"{self.key}.fidelity")
+        checkpoint = resolve_checkpoint(self.source, f"{self.key}.from")
         stage = self.stage(checkpoint)
-        require_sources(cfg, stage.evaluate, "strategy.eval_pretrain (the pre-trained heads)")
+        require_sources(cfg, stage.evaluate, f"{self.key}.eval_pretrain (the pre-trained heads)")
         return outcome(run_stage(cfg, stage, output_dir, resume), pretrain_record(checkpoint))
 
 
@@ -141,17 +142,17 @@ class ReplayFinetune(Finetune):
         unknown = sorted(set(replay) - {"fidelities", "n", "ratio", "head"})
         if unknown:
             raise UserError(
-                f"strategy.replay.{unknown[0]} is not an option; the options are fidelities, n, ratio, head"
+                f"{self.key}.replay.{unknown[0]} is not an option; the options are fidelities, n, ratio, head"
             )
         self.replayed = [str(f) for f in replay.get("fidelities") or []]
-        self.replay_n = whole_number(replay.get("n"), "strategy.replay.n", 1, allow_none=True)
-        self.ratio = positive_number(replay.get("ratio", 1.0), "strategy.replay.ratio", "a positive number of "
+        self.replay_n = whole_number(replay.get("n"), f"{self.key}.replay.n", 1, allow_none=True)
+        self.ratio = positive_number(replay.get("ratio", 1.0), f"{self.key}.replay.ratio", "a positive number of "
                                      "replayed structures per fine-tuning structure")  # fmt: skip
         self.replay_head = replay.get("head", "train")
         if self.replay_head not in self.HEAD_CHOICES:
-            raise UserError(f"strategy.replay.head={self.replay_head!r} is unknown; choose one of train, frozen")
+            raise UserError(f"{self.key}.replay.head={self.replay_head!r} is unknown; choose one of train, frozen")
         if self.fidelity in self.replayed:
-            raise UserError(f"strategy.replay.fidelities names the fine-tuning fidelity {self.fidelity!r}")
+            raise UserError(f"{self.key}.replay.fidelities names the fine-tuning fidelity {self.fidelity!r}")
 
     def describe(self) -> dict:
         replay = {"fidelities": self.replayed or "every pre-trained head", "n": self.replay_n, "ratio": self.ratio,
@@ -164,7 +165,7 @@ class ReplayFinetune(Finetune):
         missing = [h for h in names if h not in plain.builder.heads]
         if missing or not names:
             raise UserError(
-                f"strategy.replay.fidelities: {missing[0] if missing else 'nothing'} to replay through a head of "
+                f"{self.key}.replay.fidelities: {missing[0] if missing else 'nothing'} to replay through a head of "
                 f"{checkpoint} (its heads: {', '.join(plain.builder.heads)})"
             )
         start = {h: HeadStart(readout_from=h, reference_from=h, frozen=self.replay_head == "frozen") for h in names}

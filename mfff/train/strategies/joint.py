@@ -18,7 +18,7 @@ class Joint(Strategy):
     """
 
     name = "joint"
-    key = "strategy.fidelities"
+    fidelities_key = "fidelities"
 
     def __init__(
         self,
@@ -46,7 +46,7 @@ class Joint(Strategy):
         return Stage(self.name, fidelities, self.builder, sampling=self.sampling, config=self.deltas)
 
     def run(self, cfg, output_dir, resume=None):
-        require_sources(cfg, self.fidelities, self.key)
+        require_sources(cfg, self.fidelities, f"{self.key}.{self.fidelities_key}")
         return outcome(run_stage(cfg, self.stage(), output_dir, resume))
 
 
@@ -54,7 +54,7 @@ class Scratch(Joint):
     """One fidelity, one head, trained from random weights (the expensive-data-only baseline)."""
 
     name = "scratch"
-    key = "strategy.fidelity"
+    fidelities_key = "fidelity"
 
     def __init__(self, fidelity: str, use_forces: bool = True, **common):
         super().__init__([fidelity], use_forces, **common)
