@@ -69,7 +69,7 @@ def test_unfinished_runs_are_listed_then_skipped_or_refused(sweeps, tmp_path):
         assert "mfff-analyze: 5 runs" in result.stdout
         refused = _run(["-m", "mfff.cli.analyze", f"runs={sweeps}/finetune", "require_finished=true",
                         f"hydra.run.dir={tmp_path}/b"], sweeps)  # fmt: skip
-        assert refused.returncode == 2
+        assert refused.returncode == 2, refused.stderr[-3000:]
         assert refused.stderr.strip().splitlines()[-1].startswith("mfff-analyze: error: 1 run(s) did not finish: ")
     finally:
         (tmp_path / "kept.json").rename(sweeps / "finetune" / "0" / "metrics.json")
@@ -107,7 +107,7 @@ def test_similarity_and_parity_from_checkpoints(sweeps):
             assert imread(picture).shape == (480, 640, 4)
     mixed = f"similarity.checkpoints=[{multihead},{sweeps}/size_m]"
     refused = _run(["-m", "mfff.cli.analyze", f"runs={sweeps}/multihead", mixed, f"hydra.run.dir={out}-m"], sweeps)
-    assert refused.returncode == 2
+    assert refused.returncode == 2, refused.stderr[-3000:]
     (line,) = [x for x in refused.stderr.splitlines() if x.startswith("mfff-analyze: error:")]
     assert "size_m has another backbone or size than" in line and "compare checkpoints of one architecture" in line
 
@@ -124,6 +124,6 @@ def test_similarity_and_parity_from_checkpoints(sweeps):
 def test_bad_input_is_one_line(sweeps, tmp_path, arguments, message):
     (sweeps / "empty").mkdir(exist_ok=True)
     result = _run(["-m", "mfff.cli.analyze", *arguments, f"hydra.run.dir={tmp_path}/out"], sweeps)
-    assert result.returncode == 2
+    assert result.returncode == 2, result.stderr[-3000:]
     (line,) = [x for x in result.stderr.strip().splitlines() if x.startswith("mfff-analyze: error:")]
     assert message in line

@@ -86,7 +86,7 @@ def test_unwritable_output_directory_via_cli(tmp_path):
         text=True,
         timeout=120,
     )
-    assert result.returncode == 2
+    assert result.returncode == 2, result.stderr[-3000:]
     assert f"cannot write to label.work_dir={blocker}/work" in result.stderr
     assert "choose a writable directory" in result.stderr
     assert "Traceback" not in result.stderr

@@ -103,7 +103,7 @@ def test_compiled_eval_predicts_as_eager(trained_pair):
 def test_compiled_eval_still_refuses_unknown_elements(trained_pair):
     _, compiled_potential, compiled, _, _ = trained_pair
     compiled_potential.eval()
-    with pytest.raises(Exception, match="never appeared in this model's training data"):
+    with pytest.raises(UserError, match="element.s. Si never appeared in this model.s training data"):
         compiled(_batch(["SiH4", "H2O"], 3))
 
 

@@ -116,7 +116,7 @@ def test_an_unwritable_run_dir_is_one_line(tmp_path):
         timeout=300,
         cwd=tmp_path,
     )
-    assert result.returncode == 2
+    assert result.returncode == 2, result.stderr[-3000:]
     assert result.stderr.strip().splitlines() == [
         f"mfff-train: error: cannot write to hydra.run.dir={tmp_path}/a_file/run (Not a directory); "
         "choose a writable directory, e.g. hydra.run.dir=outputs/myrun"

@@ -82,7 +82,7 @@ def test_cli_n_train_too_large_is_one_clear_line(tmp_path):
         ],
         tmp_path,
     )
-    assert result.returncode == 2
+    assert result.returncode == 2, result.stderr[-3000:]
     assert "mfff-train: error: data.sources.gfn2.n_train=100000 but only" in result.stderr
     assert "lower n_train or n_val" in result.stderr and "Traceback" not in result.stderr
 
@@ -113,7 +113,7 @@ def test_cli_unknown_fidelity_for_scratch(tmp_path):
         [f"paths.output_dir={tmp_path}", "strategy=scratch", "data.fidelity=ccsdt", f"hydra.run.dir={tmp_path}"],
         tmp_path,
     )
-    assert result.returncode == 2
+    assert result.returncode == 2, result.stderr[-3000:]
     assert (
         "strategy.fidelity names fidelity 'ccsdt', which has no source in data.sources (cc, dft, gfn1, gfn2)"
         in result.stderr
