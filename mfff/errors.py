@@ -34,10 +34,11 @@ class Interrupted(RuntimeError):
         requeued: the SLURM job this run was requeued as, which continues it.
     """
 
-    def __init__(self, signal: str, stage: str | None, epoch: int, step: int, checkpoint: str | None):
+    def __init__(self, signal: str, stage: str | None, epoch: int, step: int, checkpoint: str | None,
+                 by_path: bool = True):  # fmt: skip
         super().__init__(signal, stage, epoch, step, checkpoint)
         self.signal, self.stage, self.epoch, self.step, self.checkpoint = signal, stage, epoch, step, checkpoint
-        self.by_path, self.requeued = True, None
+        self.by_path, self.requeued = by_path, None
 
     def record(self) -> dict:
         return {"signal": self.signal, "stage": self.stage, "epoch": self.epoch, "step": self.step,

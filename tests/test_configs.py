@@ -9,8 +9,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from mfff.config import conf_dir
+from mfff.runs.fit import instantiate_dict
 from mfff.train.module import build_potential
-from mfff.train.stage import instantiate_dict
 from tests.helpers import compose_config
 
 CONF = conf_dir()

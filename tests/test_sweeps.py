@@ -5,7 +5,7 @@ import json
 import pytest
 
 from mfff.config import conf_dir
-from mfff.train.run import train
+from mfff.runs.run import train
 from tests.helpers import assert_sane_scale, compose_config, trivial_errors
 from tests.test_cli import _run
 from tests.train.conftest import QUICK, quick_overrides

@@ -17,8 +17,8 @@ from mfff.analyze.similarity import linear_cka, mean_cca
 from mfff.analyze.studies import cost_points, heads, learning_curves, transfer
 from mfff.errors import UserError
 from mfff.records import FILENAME, RunRecord
+from mfff.runs.report import UNITS
 from mfff.train.checkpoints import load_module
-from mfff.train.report import UNITS
 from mfff.utils.atomic import atomic_write_text
 
 SUMMARY_COLUMNS = ["run", "strategy", "backbone", "size", "seed", "n_train", "label_cost_cpu_s", "best_epoch",

@@ -11,7 +11,7 @@ from mfff.config import conf_dir
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="eval")
 def app(cfg: DictConfig) -> None:
-    from mfff.train.evaluate import evaluate, format_report, write_report
+    from mfff.analyze.evaluate import evaluate, format_report, write_report
 
     with user_errors("mfff-eval"):
         report = evaluate(cfg)

@@ -12,13 +12,13 @@ from omegaconf import DictConfig
 from mfff.cli.errors import run_hydra_app, user_errors
 from mfff.cli.overrides import open_overrides
 from mfff.config import conf_dir
-from mfff.train.resume import AUTO
+from mfff.runs.resume import AUTO
 
 
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="train")
 def app(cfg: DictConfig) -> float | None:
-    from mfff.train.finished import finished_before
-    from mfff.train.run import train
+    from mfff.runs.finished import finished_before
+    from mfff.runs.run import train
 
     runtime = HydraConfig.get()
     choices = {**dict(runtime.runtime.choices), "_overrides": list(runtime.overrides.task)}

@@ -1,5 +1,5 @@
 """mfff's training callbacks: an EMA of the weights, and early stopping that waits for the learning rate to decay.
-(Saving on a signal: `mfff.train.preemption`.)"""
+(Saving on a signal: `mfff.runs.preemption`.)"""
 
 from __future__ import annotations
 

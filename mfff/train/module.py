@@ -75,6 +75,7 @@ class MultiFidelityModule(pl.LightningModule):
         # the first step whose training loss was NaN/inf (-1: none); checked once an epoch, not every step. A plain
         # tensor, not a buffer: DDP would overwrite every rank's with rank 0's
         self.first_nonfinite_step = torch.tensor(-1)
+        self.stage_name: str | None = None  # set by whoever runs it, for messages
         self.bind_data({stage: self.fidelities for stage in ("train", "val", "test")})
 
     @staticmethod
@@ -180,7 +181,7 @@ class MultiFidelityModule(pl.LightningModule):
         self._log_epoch_metrics({"train"})
         diverged = bool(self.first_nonfinite_step >= 0)
         if self.trainer.strategy.reduce_boolean_decision(diverged, all=False):  # every rank stops together
-            raise TrainingDiverged(self.current_epoch, int(self.first_nonfinite_step))
+            raise TrainingDiverged(self.current_epoch, int(self.first_nonfinite_step), stage=self.stage_name)
 
     def on_validation_epoch_end(self):
         self._log_epoch_metrics({"val"})

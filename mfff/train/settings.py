@@ -1,6 +1,6 @@
 """The one declaration of what makes two runs the same: every config key and every `Stage` field has a role.
 
-From it derive the pre-training cache key (`mfff.train.pretrain_cache`), the resume check and the hyper-parameters a
+From it derive the pre-training cache key (`mfff.runs.pretrain_cache`), the resume check and the hyper-parameters a
 checkpoint stores (`stage_settings`), and a sweep's `config_hash` (`config_hash`). A key that no rule classifies is
 refused, so a new setting cannot be silently left out of the cache key.
 """
@@ -219,7 +219,7 @@ def stage_settings(staged: DictConfig, stage) -> dict:
 
 def config_hash(cfg: DictConfig) -> str:
     """A hash of every setting that changes what a run computes or reports (all but INERT ones): a rerun sweep
-    skips a finished job whose hash is the same (`mfff.train.finished`)."""
+    skips a finished job whose hash is the same (`mfff.runs.finished`)."""
     classified = classify(cfg)
     relevant = {role.value: values for role, values in classified.items() if role is not Role.INERT}
     return settings_hash(relevant)

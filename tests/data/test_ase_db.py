@@ -108,7 +108,7 @@ def test_training_on_a_streamed_database_matches_training_in_memory(tmp_path):
     """The built-in gfn2 data as a db: the same run streamed gives the same metrics as from the built-in file."""
     from mfff.data import builtin
     from mfff.data.readers.ase_file import read_frames
-    from mfff.train.run import train
+    from mfff.runs.run import train
     from tests.train.conftest import quick_overrides
 
     write_database(read_frames(builtin.path("builtin")), tmp_path / "builtin.db")

@@ -1,6 +1,6 @@
 import json
 
-from mfff.train.run import train
+from mfff.runs.run import train
 from tests.helpers import compose_config
 
 QUICK = [

@@ -19,7 +19,7 @@ from mfff.calculator import MFFFCalculator
 from mfff.cli.errors import user_errors
 from mfff.data.readers import ASEReader
 from mfff.errors import TrainingDiverged, UserError
-from mfff.train.run import train
+from mfff.runs.run import train
 from tests.helpers import assert_sane_scale, compose_config, trivial_errors
 from tests.train.conftest import quick_overrides
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mfff.train.checkpoint_io import AtomicCheckpointIO
+from mfff.runs.checkpoint_io import AtomicCheckpointIO
 
 
 def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
@@ -46,7 +46,7 @@ def test_storage_options_are_refused():
 
 WRITER = """
 import sys, torch
-from mfff.train.checkpoint_io import AtomicCheckpointIO
+from mfff.runs.checkpoint_io import AtomicCheckpointIO
 io, step = AtomicCheckpointIO(), 0
 while True:  # a new 16 MB checkpoint again and again, until killed
     step += 1

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 from ase.build import molecule
 
+from mfff.analyze.evaluate import evaluate
 from mfff.calculator import MFFFCalculator
 from mfff.data.structure import Structure
 from mfff.errors import UserError
 from mfff.label.labellers.xtb import XTBLabeller
+from mfff.runs.run import train
 from mfff.train.checkpoints import load_module
-from mfff.train.evaluate import evaluate
-from mfff.train.run import train
 from mfff.utils.instantiate import instantiate
 from tests import physics
 from tests.helpers import compose_config

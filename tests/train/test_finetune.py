@@ -197,8 +197,8 @@ def test_a_joint_strategy_warm_starts_from_a_checkpoint(pretrained_gfn2, tmp_pat
 
 
 def test_a_warm_started_pretraining_has_its_own_cache_key(pretrained_gfn2):
+    from mfff.runs.pretrain_cache import cache_key
     from mfff.train.builders import FromCheckpoint
-    from mfff.train.pretrain_cache import cache_key
     from mfff.train.stage import Stage
 
     cfg = compose_config("train", ["paths.output_dir=/tmp/mfff-key", "strategy=pretrain_finetune"])

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mfff.errors import Interrupted
-from mfff.train.run import train
+from mfff.runs.run import train
 from tests.helpers import compose_config
 from tests.train.conftest import QUICK
 

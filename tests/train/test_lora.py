@@ -6,9 +6,9 @@ import pytest
 import torch
 from ase.build import molecule
 
+from mfff.analyze.evaluate import evaluate
 from mfff.errors import UserError
 from mfff.train.checkpoints import load_module, resolve_checkpoint
-from mfff.train.evaluate import evaluate
 from mfff.train.module import MultiFidelityModule
 from mfff.train.policies import LoRA, LoRALinear
 from tests import physics

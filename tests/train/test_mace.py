@@ -6,10 +6,10 @@ import pytest
 import torch
 from ase.build import molecule
 
+from mfff.analyze.evaluate import evaluate
 from mfff.calculator import MFFFCalculator
 from mfff.errors import UserError
 from mfff.train.checkpoints import load_module
-from mfff.train.evaluate import evaluate
 from tests.helpers import assert_sane_scale, compose_config, trivial_errors
 from tests.train.conftest import quick_overrides, train_quick
 

@@ -6,10 +6,10 @@ import csv
 import pytest
 import torch
 
+from mfff.analyze.evaluate import evaluate
 from mfff.errors import UserError
-from mfff.train.evaluate import evaluate
-from mfff.train.resume import latest_checkpoint
-from mfff.train.run import train
+from mfff.runs.resume import latest_checkpoint
+from mfff.runs.run import train
 from tests.helpers import compose_config
 from tests.train.conftest import quick_overrides
 

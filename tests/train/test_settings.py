@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from mfff.errors import UserError
+from mfff.runs.pretrain_cache import cache_key
+from mfff.runs.run import train
 from mfff.train import settings as declaration
 from mfff.train.checkpoints import check_resume, read_checkpoint
 from mfff.train.fidelity import Fidelity, trained
-from mfff.train.pretrain_cache import cache_key
-from mfff.train.run import train
 from mfff.train.settings import Role, UnclassifiedSetting, config_hash, role_of, roles_table, stage_settings
 from mfff.train.stage import Stage, stage_config
 from mfff.utils.instantiate import instantiate

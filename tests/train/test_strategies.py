@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from mfff.data.stats import N_ELEMENTS, SourceStats
+from mfff.runs.fit import StageResult
+from mfff.runs.pretrain_cache import PretrainCache
+from mfff.runs.run import train
 from mfff.train.loss import MultiFidelityLoss
-from mfff.train.pretrain_cache import PretrainCache
-from mfff.train.run import train
-from mfff.train.stage import StageResult
 from tests.helpers import assert_sane_scale, compose_config, trivial_errors
 from tests.train.conftest import QUICK, quick_overrides, train_quick
 
@@ -61,12 +61,12 @@ def test_pretraining_without_forces_never_reads_the_force_labels(emt_extxyz, tmp
 
 def test_energy_only_is_decided_by_the_stage_fidelity_and_zeroes_its_force_weight_only():
     from mfff.train.fidelity import trained
-    from mfff.train.stage import Stage, _loss_for
+    from mfff.train.stage import Stage, stage_loss
 
     stage = Stage("multihead", [trained("gfn2", forces=False), trained("dft")])
     assert stage.energy_only == ["gfn2"]
     cfg = compose_config("train", ["paths.output_dir=/tmp/mfff-loss"])
-    loss = MultiFidelityLoss(stage.heads, **_loss_for(cfg, stage), trained=stage.train)
+    loss = MultiFidelityLoss(stage.heads, **stage_loss(cfg, stage), trained=stage.train)
     assert loss.forces_weights.tolist() == [10.0, 0.0]  # dft, gfn2
     assert loss.energy_weights.tolist() == [20.0, 20.0]
     # a fidelity's own weights (say, of replayed data) win over loss.per_fidelity, which wins over the defaults
@@ -74,7 +74,7 @@ def test_energy_only_is_decided_by_the_stage_fidelity_and_zeroes_its_force_weigh
 
     weighted = Stage("multihead", [Fidelity("gfn2", energy_weight=2.0), trained("dft")])
     cfg = compose_config("train", ["paths.output_dir=/tmp/mfff-loss", "+loss.per_fidelity.gfn2.energy_weight=7"])
-    loss = MultiFidelityLoss(weighted.heads, **_loss_for(cfg, weighted), trained=weighted.train)
+    loss = MultiFidelityLoss(weighted.heads, **stage_loss(cfg, weighted), trained=weighted.train)
     assert loss.energy_weights.tolist() == [20.0, 2.0] and loss.forces_weights.tolist() == [10.0, 10.0]
 
 
@@ -177,8 +177,8 @@ def test_pretrain_and_finetune_stages_get_their_own_optimiser_and_trainer_settin
 
 
 def test_cache_key_follows_what_determines_the_pretraining_and_nothing_else():
+    from mfff.runs.pretrain_cache import cache_key
     from mfff.train.fidelity import trained
-    from mfff.train.pretrain_cache import cache_key
     from mfff.train.stage import Stage
 
     def key(*overrides, use_forces=True):
@@ -200,7 +200,7 @@ def test_cache_key_follows_what_determines_the_pretraining_and_nothing_else():
 
 
 def test_cache_key_follows_the_data_files_content(tmp_path, emt_extxyz):
-    from mfff.train.pretrain_cache import cache_key
+    from mfff.runs.pretrain_cache import cache_key
     from mfff.train.stage import Stage
 
     data = tmp_path / "data.extxyz"

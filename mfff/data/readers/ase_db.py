@@ -8,7 +8,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import ase.db
 import ase.db.core
@@ -20,7 +20,6 @@ from mfff.errors import UserError
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
-    from mfff.data.readers.ase_file import ASEReader
     from mfff.data.structure import Structure
 
 SUFFIX = ".db"
@@ -109,6 +108,12 @@ def _slice(index: str, path: Path) -> slice:
     return value
 
 
+class RowReader(Protocol):
+    """What turns a database row into a `Structure` (an `ASEReader`; named here so this module does not import it)."""
+
+    def structure(self, atoms: Atoms, index: int, path: Path) -> Structure | None: ...
+
+
 class StoredStructure:
     """A structure whose positions and forces stay on disk: what a source needs to split, filter and fit its
     statistics (atomic numbers, energy, molecule, split tag, cost) is kept; `load()` reads the rest.
@@ -119,7 +124,7 @@ class StoredStructure:
 
     __slots__ = ("numbers", "energy", "group", "split", "cost", "has_forces", "row_id", "_reader", "_database")
 
-    def __init__(self, structure: Structure, row_id: int, reader: ASEReader, database: Database):
+    def __init__(self, structure: Structure, row_id: int, reader: RowReader, database: Database):
         self.numbers, self.energy, self.cost = structure.numbers, structure.energy, structure.cost
         self.group, self.split = sys.intern(structure.group), sys.intern(structure.split)
         self.has_forces = structure.forces is not None

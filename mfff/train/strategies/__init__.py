@@ -4,13 +4,13 @@ A new strategy is a new class (and a yaml in conf/strategy/). Each one turns the
 `Stage`s and runs them.
 """
 
-from mfff.train.strategies.base import Outcome, Strategy
+from mfff.train.strategies.base import Plan, Strategy
 from mfff.train.strategies.delta import Delta
 from mfff.train.strategies.finetune import Finetune, ReplayFinetune
 from mfff.train.strategies.joint import Joint, MultiHead, Pretrain, Scratch
 from mfff.train.strategies.pretrain_finetune import PretrainFinetune
 
 __all__ = [
-    "Delta", "Finetune", "Joint", "MultiHead", "Outcome", "Pretrain", "PretrainFinetune", "ReplayFinetune",
+    "Delta", "Finetune", "Joint", "MultiHead", "Plan", "Pretrain", "PretrainFinetune", "ReplayFinetune",
     "Scratch", "Strategy",
 ]  # fmt: skip

@@ -1,25 +1,32 @@
-"""What every strategy shares: the interface, its outcome, and the check that its fidelities have data."""
+"""What every strategy shares: the interface, its plan, and the check that its fidelities have data."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig
 
 from mfff.errors import UserError
-from mfff.records import PretrainRef
-from mfff.train.stage import StageResult
+from mfff.train.stage import Stage
 
 
 @dataclass
-class Outcome:
-    """A strategy's result: the final stage, plus what the pre-training was (if there was one)."""
+class Plan:
+    """What a strategy trains, for `mfff.runs.execute` to run.
 
-    result: StageResult
-    pretrain: PretrainRef | None = None
-    n_train: dict = field(default_factory=dict)  # every label used, over all stages
-    label_cost: dict = field(default_factory=dict)
+    Args:
+        final: the stage whose model the run reports; after a pre-training, a function of the pre-trained checkpoint
+            that gives it.
+        pretrain: a pre-training stage, cached under `cache_dir` by its settings, so a sweep's jobs build it once.
+        source: the checkpoint `final` continues (a fine-tune), whose run's record is reported as the pre-training.
+    """
+
+    final: Stage | Callable[[Path], Stage]
+    pretrain: Stage | None = None
+    cache_dir: str | None = None
+    source: Path | None = None
 
 
 def require_sources(cfg: DictConfig, names: list[str], key: str) -> None:
@@ -30,15 +37,6 @@ def require_sources(cfg: DictConfig, names: list[str], key: str) -> None:
                 f"{key} names fidelity {name!r}, which has no source in data.sources ({', '.join(available)}); "
                 "add a source for it or pick one of those"
             )
-
-
-def outcome(result: StageResult, pretrain: PretrainRef | None = None) -> Outcome:
-    n_train = {f: s.n_train for f, s in result.stats.items()}
-    cost = {f: s.label_cost for f, s in result.stats.items()}
-    if pretrain:  # the pre-training labels are part of what this model cost
-        n_train = {**pretrain.n_train, **n_train}
-        cost = {**pretrain.label_cost_cpu_s, **cost}
-    return Outcome(result, pretrain, n_train, cost)
 
 
 class Strategy:
@@ -69,5 +67,6 @@ class Strategy:
     def describe(self) -> dict:
         return {"name": self.name, "fidelities": self.fidelities}
 
-    def run(self, cfg: DictConfig, output_dir: Path, resume: str | None = None) -> Outcome:
+    def plan(self, cfg: DictConfig, output_dir: Path) -> Plan:
+        """The stages to run, after checking what can be checked before any data is read."""
         raise NotImplementedError

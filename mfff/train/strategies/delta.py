@@ -6,8 +6,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from mfff.errors import UserError
 from mfff.train.fidelity import Fidelity
-from mfff.train.stage import Stage, run_stage
-from mfff.train.strategies.base import Strategy, outcome, require_sources
+from mfff.train.stage import Stage
+from mfff.train.strategies.base import Plan, Strategy, require_sources
 from mfff.utils.instantiate import instantiate
 
 
@@ -64,8 +64,8 @@ class Delta(Strategy):
                     "the method that computed them"
                 )
 
-    def run(self, cfg, output_dir, resume=None):
+    def plan(self, cfg, output_dir):
         require_sources(cfg, [self.fidelity], "strategy.fidelity")
         require_sources(cfg, [self.base], "strategy.base")
         self.check_labeller(cfg)
-        return outcome(run_stage(cfg, self.stage(), output_dir, resume))
+        return Plan(self.stage())

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from mfff.errors import UserError
-from mfff.train.builders import FromCheckpoint, pretrain_record
+from mfff.train.builders import FromCheckpoint
 from mfff.train.checkpoints import resolve_checkpoint
 from mfff.train.fidelity import Fidelity, HeadStart, evaluated
 from mfff.train.policies import Full, ParameterPolicy
-from mfff.train.stage import Stage, run_stage
-from mfff.train.strategies.base import Strategy, outcome, require_sources
+from mfff.train.stage import Stage
+from mfff.train.strategies.base import Plan, Strategy, require_sources
 from mfff.utils.values import positive_number, whole_number
 
 HEAD_CHOICES = {"reuse": True, "new": False}  # whether the readout starts from the pre-trained head
@@ -113,12 +113,12 @@ class Finetune(Strategy):
         kept = [evaluated(h) for h in builder.heads if h != self.fidelity] if self.eval_pretrain else []
         return Stage("finetune", [target, *kept], builder, self.params, config=self.deltas, lr_scale=self.lr_scale)
 
-    def run(self, cfg, output_dir, resume=None):
+    def plan(self, cfg, output_dir):
         require_sources(cfg, [self.fidelity], f"{self.key}.fidelity")
         checkpoint = resolve_checkpoint(self.source, f"{self.key}.from")
         stage = self.stage(checkpoint)
         require_sources(cfg, stage.evaluate, f"{self.key}.eval_pretrain (the pre-trained heads)")
-        return outcome(run_stage(cfg, stage, output_dir, resume), pretrain_record(checkpoint))
+        return Plan(stage, source=checkpoint)
 
 
 class ReplayFinetune(Finetune):

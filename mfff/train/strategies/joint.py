@@ -5,8 +5,8 @@ from __future__ import annotations
 from mfff.errors import UserError
 from mfff.train.builders import FromCheckpoint, FromScratch
 from mfff.train.fidelity import Fidelity, HeadStart
-from mfff.train.stage import Stage, run_stage
-from mfff.train.strategies.base import Strategy, outcome, require_sources
+from mfff.train.stage import Stage
+from mfff.train.strategies.base import Plan, Strategy, require_sources
 
 
 class Joint(Strategy):
@@ -45,9 +45,9 @@ class Joint(Strategy):
         ]
         return Stage(self.name, fidelities, self.builder, sampling=self.sampling, config=self.deltas)
 
-    def run(self, cfg, output_dir, resume=None):
+    def plan(self, cfg, output_dir):
         require_sources(cfg, self.fidelities, f"{self.key}.{self.fidelities_key}")
-        return outcome(run_stage(cfg, self.stage(), output_dir, resume))
+        return Plan(self.stage())
 
 
 class Scratch(Joint):

@@ -9,10 +9,10 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from mfff.errors import UserError
+from mfff.runs.fit import nest_metrics
+from mfff.runs.quiet import quiet_lightning
+from mfff.runs.report import UNITS, metrics_table
 from mfff.train.checkpoints import load_module
-from mfff.train.quiet import quiet_lightning
-from mfff.train.report import UNITS, metrics_table
-from mfff.train.stage import nest_metrics
 from mfff.utils.atomic import atomic_write_text
 from mfff.utils.instantiate import instantiate
 

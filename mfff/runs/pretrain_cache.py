@@ -14,9 +14,10 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from mfff.records import FILENAME, FINISHED, RunRecord
+from mfff.runs.fit import StageResult
 from mfff.train.builders import FromCheckpoint
 from mfff.train.settings import Role, settings_hash, sources_used, stage_settings
-from mfff.train.stage import Stage, StageResult, stage_config
+from mfff.train.stage import Stage, stage_config
 from mfff.utils.instantiate import instantiate
 
 log = logging.getLogger(__name__)
@@ -27,10 +28,10 @@ DIGEST_LIMIT = 256 * 2**20  # larger files are fingerprinted by size and modific
 
 
 def code_digest() -> str:
-    """A digest of the code that trains (mfff's data, model and train packages): editing it makes new entries."""
+    """A digest of the code that trains (mfff's data, model, train and runs packages): editing it makes new entries."""
     package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
-    for part in ("data", "model", "train"):
+    for part in ("data", "model", "train", "runs"):
         for path in sorted((package / part).rglob("*.py")):
             digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]

@@ -12,12 +12,13 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from mfff.errors import Interrupted, TrainingDiverged
 from mfff.records import DIVERGED, FILENAME, FINISHED, INTERRUPTED, RunRecord
+from mfff.runs.execute import execute
+from mfff.runs.fit import processes_per_node
+from mfff.runs.preemption import requeue, slurm_job_id, slurm_record
+from mfff.runs.report import UNITS, format_summary
+from mfff.runs.resume import AUTO
 from mfff.train.checks import check_train_config
-from mfff.train.preemption import requeue, slurm_job_id, slurm_record
-from mfff.train.report import UNITS, format_summary
-from mfff.train.resume import AUTO
 from mfff.train.settings import config_hash
-from mfff.train.stage import processes_per_node
 from mfff.train.strategies import Strategy
 from mfff.utils.instantiate import instantiate
 from mfff.utils.threads import apply_threads, choose_threads
@@ -50,7 +51,7 @@ def train(cfg: DictConfig, run_choices: dict | None = None) -> RunRecord:
     )
     path = output_dir / FILENAME
     try:
-        outcome = strategy.run(cfg, output_dir, cfg.get("resume") or None)
+        outcome = execute(cfg, strategy.plan(cfg, output_dir), output_dir, cfg.get("resume") or None)
     except TrainingDiverged as err:
         err.metrics_file = path
         _write(path, replace(record, status=DIVERGED, diverged=err.record()))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from mfff.runs.preemption import SaveOnSignal
 from mfff.train.checkpoints import read_checkpoint, resolve_checkpoint
-from mfff.train.preemption import SaveOnSignal
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ def wandb_logger(project: str, group: str, save_dir: str, offline: bool | None =
     """
     from pytorch_lightning.loggers import WandbLogger
 
-    from mfff.train.wandb_run import run_name, sweep_group
+    from mfff.runs.wandb_run import run_name, sweep_group
 
     if offline is None:
         offline = not wandb_api_key_available() or os.environ.get("WANDB_MODE") == "offline"
