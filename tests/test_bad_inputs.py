@@ -48,7 +48,7 @@ TRAIN_CASES = [
     (["trainer.gradient_clip_val=-1"], "trainer.gradient_clip_val=-1 must be a positive number"),
     (["threads=0"], "threads=0 must be 'auto' or a positive whole number"),
     (["data.sources.gfn2.n_train=100000"], "data.sources.gfn2.n_train=100000 but only"),
-    (["data.sources.gfn2.split=weird"], "unknown split mode 'weird' in data.sources.gfn2.split"),
+    (["data.sources.gfn2.split=weird"], "data.sources.gfn2.split='weird' is unknown; choose one of predefined"),
     (["+data.sources.gfn2.test_fraction=1.5"], "data.sources.gfn2.test_fraction=1.5 must be in [0, 1)"),
     (["data.fidelity=ccsdt"], "strategy.fidelity names fidelity 'ccsdt', which has no source in data.sources"),
     (

@@ -12,7 +12,7 @@ from mfff.data.batch import Collater
 from mfff.data.budget import LabelBudget
 from mfff.data.loader import ResumableLoader
 from mfff.data.sampler import Composition, EpochCounter, MixedBatchSampler
-from mfff.data.sources import FidelitySource
+from mfff.data.sources import FidelitySource, check_size
 from mfff.data.stats import SourceStats
 from mfff.errors import UserError
 from mfff.utils.values import options_for, whole_number
@@ -27,7 +27,8 @@ class MultiFidelityDataModule(pl.LightningDataModule):
     loader. `eval_fidelities` are loaded for validation and test only (e.g. the pre-training fidelity, to measure
     forgetting during fine-tuning). `fidelity` is the dataset's target (expensive) fidelity, `data.fidelity`: the
     strategies read it from the config (`${data.fidelity}`); this module loads what the stage names.
-    `budget` (a `LabelBudget` config) sets two sources' training sizes from one labelling budget.
+    `budget` (a `LabelBudget` config) sets two sources' training sizes from one labelling budget; `n_train`
+    ({fidelity: size}) sets a stage's own sizes, over the sources' (the budget's apply after them).
     """
 
     def __init__(
@@ -48,6 +49,7 @@ class MultiFidelityDataModule(pl.LightningDataModule):
         budget: dict | None = None,
         heads: list[str] | None = None,
         bases: dict[str, str] | None = None,
+        n_train: dict[str, int] | None = None,
     ):
         super().__init__()
         batch_size = whole_number(batch_size, "data.batch_size", 1)
@@ -78,6 +80,8 @@ class MultiFidelityDataModule(pl.LightningDataModule):
                     f"({', '.join(sorted(set(self.all_sources) - {fidelity}))}); add one or name another"
                 )
         self.sources = {f: sources[f] for f in self.fidelities}
+        for name, size in (n_train or {}).items():  # a stage's own size for a fidelity (e.g. replayed structures)
+            self.sources[name].n_train = check_size(size, f"the stage's n_train of {name}")
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.seed = num_workers, seed
         self.sampling = dict(sampling or {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from enum import Enum
 
 import numpy as np
 from torch.utils.data import BatchSampler, Sampler
@@ -10,8 +11,15 @@ from torch.utils.data.distributed import DistributedSampler
 
 from mfff.errors import UserError
 from mfff.utils.seeding import stream
+from mfff.utils.values import choice
 
-MODES = ("proportional", "ratios", "fixed")
+
+class SamplingMode(str, Enum):
+    PROPORTIONAL = "proportional"  # every structure once per epoch, shuffled together
+    RATIOS = "ratios"  # each batch slot draws its fidelity with `ratios` as probabilities
+    FIXED = "fixed"  # exactly `fixed[f]` structures of f in every batch
+
+
 KEY = "strategy.sampling"
 
 
@@ -54,12 +62,12 @@ class Composition:
         epoch_steps: int | None = None,
         epoch_fidelity: str | None = None,
     ):
-        if mode not in MODES:
-            raise UserError(f"{KEY}.mode={mode!r} is unknown; choose one of {', '.join(MODES)}")
+        mode = choice(mode, SamplingMode, f"{KEY}.mode")
         self.sizes, self.batch_size, self.mode = dict(sizes), int(batch_size), mode
-        for name, value in (("ratios", ratios), ("fixed", fixed)):
-            if value and mode != name:  # a setting the mode would ignore is a mistake, not a default
-                raise UserError(f"{KEY}.{name} is set but {KEY}.mode={mode}; set {KEY}.mode={name} or drop it")
+        for owner, value in ((SamplingMode.RATIOS, ratios), (SamplingMode.FIXED, fixed)):
+            if value and mode is not owner:  # a setting the mode would ignore is a mistake, not a default
+                raise UserError(f"{KEY}.{owner.value} is set but {KEY}.mode={mode.value}; set {KEY}.mode="
+                                f"{owner.value} or drop it")  # fmt: skip
         self.names = sorted(self.sizes)
         self.expected = self._expected_counts(dict(ratios or {}), dict(fixed or {}))
         if epoch_steps is not None and epoch_fidelity is not None:
@@ -77,9 +85,9 @@ class Composition:
 
     def _expected_counts(self, ratios: dict, fixed: dict) -> dict[str, float]:
         total = sum(self.sizes.values())
-        if self.mode == "proportional":
+        if self.mode is SamplingMode.PROPORTIONAL:
             return {f: self.batch_size * n / total for f, n in self.sizes.items()}
-        if self.mode == "ratios":
+        if self.mode is SamplingMode.RATIOS:
             self._check_names(ratios, "ratios", require_all=True)
             values = {f: float(v) for f, v in ratios.items()}
             if any(v < 0 or not math.isfinite(v) for v in values.values()) or sum(values.values()) <= 0:
@@ -116,7 +124,7 @@ class Composition:
 
     def plan(self, rng: np.random.Generator, n_batches: int) -> list[list[tuple[str, int]]]:
         """`n_batches` batches of (fidelity, index within its training set)."""
-        if self.mode == "proportional":
+        if self.mode is SamplingMode.PROPORTIONAL:
             return self._proportional(rng, n_batches)
         draws = {f: _Cycle(self.sizes[f], rng) for f in self.names}
         batches = []
@@ -127,7 +135,7 @@ class Composition:
         return batches
 
     def _counts(self, rng: np.random.Generator) -> dict[str, int]:
-        if self.mode == "ratios":
+        if self.mode is SamplingMode.RATIOS:
             drawn = rng.multinomial(self.batch_size, [self.ratios[f] for f in self.names])
             return dict(zip(self.names, drawn.tolist()))
         counts = dict(self.fixed)

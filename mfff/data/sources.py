@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import math
 from collections import Counter
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +23,19 @@ from mfff.data.stats import (
 from mfff.data.structure import Structure
 from mfff.errors import UserError
 from mfff.utils.seeding import stream
+from mfff.utils.values import choice
 
 log = logging.getLogger(__name__)
 
-SPLIT_MODES = ("predefined", "random", "group")
+
+class SplitMode(str, Enum):
+    """How test sets are carved from one file."""
+
+    PREDEFINED = "predefined"  # the file's split tags
+    RANDOM = "random"  # conformers at random
+    GROUP = "group"  # whole molecules held out
+
+
 DEFAULT_VAL_FRACTION = 0.1  # n_val=null without a val file or `val` tags: this fraction of the training pool
 
 
@@ -86,9 +96,8 @@ class FidelitySource(pl.LightningDataModule):
         test: str | dict[str, str] | None = None,
     ):
         super().__init__()
-        self.fidelity, self.reader, self.split_mode = fidelity, reader, split
-        if split not in SPLIT_MODES:
-            raise UserError(f"unknown split mode {split!r} in {self.key}.split; choose {SPLIT_MODES}")
+        self.fidelity, self.reader = fidelity, reader
+        self.split_mode = choice(split, SplitMode, f"{self.key}.split")
         if not 0 <= test_fraction < 1:
             raise UserError(f"{self.key}.test_fraction={test_fraction} must be in [0, 1)")
         self.test_fraction = test_fraction
@@ -304,7 +313,7 @@ class FidelitySource(pl.LightningDataModule):
             if not items:
                 raise UserError(
                     f"the {name} split of {self.key} ({self.origin}) is empty; check the split "
-                    f"settings and sizes (split={self.split_mode}, test_fraction={self.test_fraction})"
+                    f"settings and sizes (split={self.split_mode.value}, test_fraction={self.test_fraction})"
                 )
         self.e0 = fit_reference_energies(self.train)
         self.energy_scale = energy_residual_rms(self.train, self.e0)
@@ -314,7 +323,7 @@ class FidelitySource(pl.LightningDataModule):
 
     def _split(self, structures: list[Structure]):
         """(training pool, {test name: structures}, val set or None) by the split mode."""
-        if self.split_mode == "predefined":
+        if self.split_mode is SplitMode.PREDEFINED:
             tags = sorted({s.split for s in structures})
             if tags == [""]:
                 raise UserError(
@@ -324,7 +333,7 @@ class FidelitySource(pl.LightningDataModule):
             val = [s for s in structures if s.split == "val"] or None
             tests = {tag: [s for s in structures if s.split == tag] for tag in tags if tag not in ("train", "val", "")}
             return pool, tests, val
-        if self.split_mode == "random":
+        if self.split_mode is SplitMode.RANDOM:
             order = stream(self.seed, "test", self.fidelity).permutation(len(structures))
             n_test = int(round(self.test_fraction * len(structures)))
             test = set(order[:n_test].tolist())

@@ -31,9 +31,22 @@ class Backbone(nn.Module, abc.ABC):
         """Raise a UserError for atomic numbers this backbone cannot embed. Called once on the training data's
         elements, so the training step itself never has to read its inputs' values (a host sync on a GPU)."""
 
+    def set_data_statistics(self, avg_neighbours: float) -> None:  # noqa: B027 (a hook: most backbones need none)
+        """Take statistics of the training data before training from scratch (MACE normalises its messages by the
+        average neighbour count)."""
+
 
 class Head(nn.Module, abc.ABC):
-    """Atomic energies (eV) of one fidelity from backbone features."""
+    """Atomic energies (eV) of one fidelity from backbone features: a learned readout times `scale`, plus the
+    fidelity's per-element reference energies `e0`. Both are fitted on the fidelity's training data by the model
+    builders (`set_reference`) and checkpointed with the head."""
+
+    e0: torch.Tensor  # (119,) eV by atomic number
+    scale: torch.Tensor  # () the readout's output scale (eV/Å: the training force RMS)
+
+    @abc.abstractmethod
+    def set_reference(self, e0, scale: float) -> None:
+        """Set `e0` (an array by atomic number) and `scale`."""
 
     @abc.abstractmethod
     def forward(self, features: torch.Tensor, numbers: torch.Tensor) -> torch.Tensor:

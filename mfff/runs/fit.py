@@ -106,6 +106,7 @@ def run_stage(
         energy_only=stage.energy_only,
         sampling=stage.sampling,
         heads=stage.heads,
+        n_train={f.name: f.n_train for f in stage.fidelities if f.n_train is not None},
         bases={name: base["fidelity"] for name, base in stage.bases.items()},
         _convert_="all",
     )
@@ -223,5 +224,5 @@ def stop_reason(trainer: pl.Trainer) -> str:
 
 def _best_checkpoint(trainer: pl.Trainer) -> str | None:
     callback = trainer.checkpoint_callback
-    path = getattr(callback, "best_model_path", "") if callback is not None else ""
+    path = callback.best_model_path if callback is not None else ""
     return path or None

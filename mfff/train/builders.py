@@ -39,10 +39,9 @@ class FromScratch:
     def initialise(self, module: MultiFidelityModule, fidelities: list[Fidelity], stats: dict[str, SourceStats]):
         for fidelity in fidelities:
             fit_to_data(module, fidelity.name, stats[fidelity.name], readout_loaded=False)
-        if hasattr(module.potential.backbone, "set_data_statistics"):  # e.g. MACE's message normalisation
-            total = sum(s.n_train for s in stats.values())
-            average = sum(s.avg_neighbours * s.n_train for s in stats.values()) / max(1, total)
-            module.potential.backbone.set_data_statistics(average)
+        total = sum(s.n_train for s in stats.values())
+        average = sum(s.avg_neighbours * s.n_train for s in stats.values()) / max(1, total)
+        module.potential.backbone.set_data_statistics(average)  # e.g. MACE's message normalisation
 
     def describe(self) -> dict:
         return {"name": "scratch"}

@@ -112,7 +112,7 @@ class EarlyStoppingAfterDecay(EarlyStopping):
 
     def _run_early_stopping_check(self, trainer: pl.Trainer) -> None:
         # without a schedule the rate never decays: then patience counts from the start, as in Lightning
-        scheduled = bool(trainer.optimizers) and bool(getattr(trainer, "lr_scheduler_configs", None))
+        scheduled = bool(trainer.optimizers) and bool(trainer.lr_scheduler_configs)
         self._counting = self.annealed(trainer) if scheduled else True
         super()._run_early_stopping_check(trainer)
 

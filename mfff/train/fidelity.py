@@ -40,7 +40,8 @@ class Fidelity:
     With a `base` fidelity its head learns this fidelity minus the base (Δ-learning), on the conformers both label;
     `base_labeller` (a `mfff.label.labellers` config) computes the base at inference. `energy_weight` and
     `forces_weight` are its loss weights; None takes `loss.per_fidelity.<name>`, else `loss.energy_weight` /
-    `loss.forces_weight`."""
+    `loss.forces_weight`. `n_train` trains on the first n of its training structures (its seeded order), in place
+    of its source's `n_train`."""
 
     name: str
     role: str = "train"
@@ -50,6 +51,7 @@ class Fidelity:
     base_labeller: dict | None = None
     energy_weight: float | None = None
     forces_weight: float | None = None
+    n_train: int | None = None
 
     def __post_init__(self):
         if self.role not in ROLES:

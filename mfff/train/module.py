@@ -9,6 +9,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from mfff.data.batch import Batch
+from mfff.data.datamodule import MultiFidelityDataModule
 from mfff.errors import TrainingDiverged, UserError
 from mfff.model.compiled import CompiledPotential
 from mfff.model.potential import Potential
@@ -207,7 +208,7 @@ def stepping_batches(trainer: pl.Trainer) -> int:
     but it builds the training loader before a resumed run's state is restored, so the loader's mid-epoch state is
     then never loaded (and data workers prefetch the wrong epoch)."""
     data = trainer.datamodule
-    if not hasattr(data, "steps_per_epoch") or trainer.max_epochs in (None, -1):
+    if not isinstance(data, MultiFidelityDataModule) or trainer.max_epochs in (None, -1):
         return int(trainer.estimated_stepping_batches)
     batches = data.steps_per_epoch(trainer.world_size)
     limit = trainer.limit_train_batches

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import inspect
 import math
+from enum import Enum
+from typing import TypeVar
 
 from mfff.errors import UserError
+
+E = TypeVar("E", bound=Enum)
 
 
 def whole_number(value, key: str, minimum: int, allow_none: bool = False) -> int | None:
@@ -17,6 +21,14 @@ def whole_number(value, key: str, minimum: int, allow_none: bool = False) -> int
     if int(value) < minimum:
         raise UserError(f"{key}={value!r} must be >= {minimum}")
     return int(value)
+
+
+def choice(value, enum: type[E], key: str) -> E:
+    """`value` as a member of a str Enum, or a UserError naming `key` and the choices."""
+    try:
+        return enum(value)
+    except ValueError:
+        raise UserError(f"{key}={value!r} is unknown; choose one of {', '.join(m.value for m in enum)}") from None
 
 
 def positive_number(value, key: str, what: str = "a positive number") -> float:

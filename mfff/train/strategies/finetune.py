@@ -169,11 +169,9 @@ class ReplayFinetune(Finetune):
                 f"{checkpoint} (its heads: {', '.join(plain.builder.heads)})"
             )
         start = {h: HeadStart(readout_from=h, reference_from=h, frozen=self.replay_head == "frozen") for h in names}
-        fidelities = [f for f in plain.fidelities if f.name not in names] + [Fidelity(h, head=start[h]) for h in names]
+        replayed = [Fidelity(h, head=start[h], n_train=self.replay_n) for h in names]
+        fidelities = [f for f in plain.fidelities if f.name not in names] + replayed
         ratios = {self.fidelity: 1.0, **{h: self.ratio / len(names) for h in names}}
         sampling = {"mode": "ratios", "ratios": ratios, "epoch_fidelity": self.fidelity}
-        config = dict(self.deltas)
-        if self.replay_n is not None:
-            config["data"] = {"sources": {h: {"n_train": self.replay_n} for h in names}}
-        return Stage(plain.name, fidelities, plain.builder, plain.policy, sampling=sampling, config=config,
+        return Stage(plain.name, fidelities, plain.builder, plain.policy, sampling=sampling, config=self.deltas,
                      lr_scale=self.lr_scale)  # fmt: skip
