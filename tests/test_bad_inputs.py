@@ -11,8 +11,8 @@ from mfff.cli import label as label_cli
 from mfff.cli import train as train_cli
 
 QUICK = [
-    "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "data.sources.gfn2.n_train=16",
-    "data.sources.gfn2.n_val=8", "data.sources.gfn2.n_test=8", "strategy=scratch", "data.fidelity=gfn2",
+    "debug=quick", "trainer.max_epochs=1", "data.sources.gfn2.n_train=16", "data.sources.gfn2.n_val=8",
+    "data.sources.gfn2.n_test=8", "strategy=scratch", "data.fidelity=gfn2",
 ]  # fmt: skip
 
 TRAIN_CASES = [
@@ -48,6 +48,7 @@ TRAIN_CASES = [
     (["trainer.gradient_clip_val=-1"], "trainer.gradient_clip_val=-1 must be a positive number"),
     (["threads=0"], "threads=0 must be 'auto' or a positive whole number"),
     (["data.sources.gfn2.n_train=100000"], "data.sources.gfn2.n_train=100000 but only"),
+    (["+data.sources.mine.n_train=5"], "data.sources.mine is not a data source (no _target_; it holds only n_train)"),
     (["data.sources.gfn2.split=weird"], "data.sources.gfn2.split='weird' is unknown; choose one of predefined"),
     (["+data.sources.gfn2.test_fraction=1.5"], "data.sources.gfn2.test_fraction=1.5 must be in [0, 1)"),
     (["data.fidelity=ccsdt"], "strategy.fidelity names fidelity 'ccsdt', which has no source in data.sources"),

@@ -55,6 +55,13 @@ class MultiFidelityDataModule(pl.LightningDataModule):
         batch_size = whole_number(batch_size, "data.batch_size", 1)
         eval_batch_size = whole_number(eval_batch_size, "data.eval_batch_size", 1, allow_none=True)
         num_workers = whole_number(num_workers, "data.num_workers", 0)
+        for name, source in sources.items():
+            if not isinstance(source, FidelitySource):  # e.g. debug=quick's sizes for a source this data lacks
+                held = f"only {', '.join(sorted(source))}" if isinstance(source, dict) else repr(source)
+                raise UserError(
+                    f"data.sources.{name} is not a data source (no _target_; it holds {held}): an override or "
+                    "debug=quick named a source your data config does not define; define it or drop the key"
+                )
         self.train_fidelities = sorted(fidelities)
         if not self.train_fidelities:
             raise UserError("no fidelities selected (strategy.fidelities is empty)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import math
 from enum import Enum
 
@@ -41,13 +42,128 @@ class EpochCounter(Sampler):
         return self.size
 
 
+class Proportional:
+    """Every structure once per epoch, shuffled together; each pass ends with a short batch, as a DataLoader's."""
+
+    mode = SamplingMode.PROPORTIONAL
+
+    def __init__(self, sizes: dict[str, int], batch_size: int):
+        self.names, self.sizes, self.batch_size = sorted(sizes), dict(sizes), batch_size
+
+    def expected(self) -> dict[str, float]:
+        total = sum(self.sizes.values())
+        return {f: self.batch_size * n / total for f, n in self.sizes.items()}
+
+    def plan(self, rng: np.random.Generator, n_batches: int) -> list[list[tuple[str, int]]]:
+        everything = [(f, i) for f in self.names for i in range(self.sizes[f])]
+        batches: list[list[tuple[str, int]]] = []
+        while len(batches) < n_batches:
+            order = rng.permutation(len(everything))
+            batches += [
+                [everything[i] for i in order[start : start + self.batch_size]]
+                for start in range(0, len(everything), self.batch_size)
+            ]
+        return batches[:n_batches]
+
+
+class _SlotMix(abc.ABC):
+    """A mode that decides every batch's count per fidelity, then fills the slots from each fidelity's own cycle."""
+
+    mode: SamplingMode
+
+    def __init__(self, sizes: dict[str, int], batch_size: int):
+        self.names, self.sizes, self.batch_size = sorted(sizes), dict(sizes), batch_size
+
+    @abc.abstractmethod
+    def expected(self) -> dict[str, float]:
+        """The expected count of each fidelity in a batch."""
+
+    @abc.abstractmethod
+    def counts(self, rng: np.random.Generator) -> dict[str, int]:
+        """One batch's count of each fidelity."""
+
+    def plan(self, rng: np.random.Generator, n_batches: int) -> list[list[tuple[str, int]]]:
+        draws = {f: _Cycle(self.sizes[f], rng) for f in self.names}
+        batches = []
+        for _ in range(n_batches):
+            counts = self.counts(rng)
+            batch = [(f, draws[f].next()) for f in self.names for _ in range(counts[f])]
+            batches.append([batch[i] for i in rng.permutation(len(batch))])
+        return batches
+
+    def _check_names(self, given: dict, what: str, require_all: bool) -> None:
+        unknown = sorted(set(given) - set(self.names))
+        if unknown:
+            raise UserError(f"{KEY}.{what} names {unknown}, which are not trained here; trained: {self.names}")
+        missing = sorted(set(self.names) - set(given))
+        if require_all and missing:
+            raise UserError(f"{KEY}.{what} has no value for {missing}; give one for each of {self.names}")
+
+
+class Ratios(_SlotMix):
+    """Each batch slot draws its fidelity with `ratios` (normalised) as probabilities."""
+
+    mode = SamplingMode.RATIOS
+
+    def __init__(self, sizes: dict[str, int], batch_size: int, ratios: dict):
+        super().__init__(sizes, batch_size)
+        self._check_names(ratios, "ratios", require_all=True)
+        values = {f: float(v) for f, v in ratios.items()}
+        if any(v < 0 or not math.isfinite(v) for v in values.values()) or sum(values.values()) <= 0:
+            raise UserError(f"{KEY}.ratios={values} must be non-negative with a positive sum (they are normalised)")
+        self.ratios = {f: values[f] / sum(values.values()) for f in self.names}
+
+    def expected(self) -> dict[str, float]:
+        return {f: self.batch_size * p for f, p in self.ratios.items()}
+
+    def counts(self, rng: np.random.Generator) -> dict[str, int]:
+        drawn = rng.multinomial(self.batch_size, [self.ratios[f] for f in self.names])
+        return dict(zip(self.names, drawn.tolist()))
+
+
+class Fixed(_SlotMix):
+    """Exactly `fixed[f]` structures of f in every batch; fidelities not named share the remaining slots in
+    proportion to their sizes."""
+
+    mode = SamplingMode.FIXED
+
+    def __init__(self, sizes: dict[str, int], batch_size: int, fixed: dict):
+        super().__init__(sizes, batch_size)
+        self._check_names(fixed, "fixed", require_all=False)
+        counts = {f: int(v) for f, v in fixed.items()}
+        if any(v < 0 for v in counts.values()):
+            raise UserError(f"{KEY}.fixed={counts} has a negative count")
+        if sum(counts.values()) > batch_size:
+            raise UserError(
+                f"{KEY}.fixed={counts} puts {sum(counts.values())} structures in a batch of data.batch_size="
+                f"{batch_size}; lower the counts or raise data.batch_size"
+            )
+        self.fixed, self.rest = counts, [f for f in self.names if f not in counts]
+        self.free = batch_size - sum(counts.values())
+        if self.free and not self.rest:
+            raise UserError(
+                f"{KEY}.fixed={counts} fills {sum(counts.values())} of data.batch_size={batch_size} slots and "
+                f"names every fidelity, so nothing can fill the rest; set data.batch_size={sum(counts.values())}"
+            )
+
+    def expected(self) -> dict[str, float]:
+        rest_total = sum(self.sizes[f] for f in self.rest)
+        return {**self.fixed, **{f: self.free * self.sizes[f] / rest_total for f in self.rest}}
+
+    def counts(self, rng: np.random.Generator) -> dict[str, int]:
+        counts = dict(self.fixed)
+        if self.rest:
+            weights = np.array([self.sizes[f] for f in self.rest], dtype=float)
+            counts.update(zip(self.rest, rng.multinomial(self.free, weights / weights.sum()).tolist()))
+        return counts
+
+
 class Composition:
-    """The checked sampling settings for a set of training fidelities and their sizes.
+    """The checked sampling settings (`strategy.sampling`) for a set of training fidelities and their sizes.
 
     Args:
-        mode: 'proportional' (every structure once per epoch, shuffled together), 'ratios' (each batch slot
-            draws its fidelity with these probabilities) or 'fixed' (exactly `fixed[f]` structures of f in every
-            batch; fidelities not named share the remaining slots in proportion to their sizes).
+        mode: 'proportional', 'ratios' or 'fixed' (`SamplingMode`); `ratios` and `fixed` belong to their mode
+            (`Ratios`, `Fixed`) and are refused with another.
         epoch_steps / epoch_fidelity: the epoch length, as a number of steps or as one pass over the named
             fidelity's training set (at its expected count per batch). Default: all training structures once.
     """
@@ -63,13 +179,18 @@ class Composition:
         epoch_fidelity: str | None = None,
     ):
         mode = choice(mode, SamplingMode, f"{KEY}.mode")
-        self.sizes, self.batch_size, self.mode = dict(sizes), int(batch_size), mode
         for owner, value in ((SamplingMode.RATIOS, ratios), (SamplingMode.FIXED, fixed)):
             if value and mode is not owner:  # a setting the mode would ignore is a mistake, not a default
                 raise UserError(f"{KEY}.{owner.value} is set but {KEY}.mode={mode.value}; set {KEY}.mode="
                                 f"{owner.value} or drop it")  # fmt: skip
-        self.names = sorted(self.sizes)
-        self.expected = self._expected_counts(dict(ratios or {}), dict(fixed or {}))
+        self.sizes, self.batch_size, self.names = dict(sizes), int(batch_size), sorted(sizes)
+        if mode is SamplingMode.RATIOS:
+            self.mix: Proportional | Ratios | Fixed = Ratios(self.sizes, self.batch_size, dict(ratios or {}))
+        elif mode is SamplingMode.FIXED:
+            self.mix = Fixed(self.sizes, self.batch_size, dict(fixed or {}))
+        else:
+            self.mix = Proportional(self.sizes, self.batch_size)
+        self.expected = self.mix.expected()
         if epoch_steps is not None and epoch_fidelity is not None:
             raise UserError(f"set only one of {KEY}.epoch_steps and {KEY}.epoch_fidelity")
         if epoch_steps is not None and int(epoch_steps) < 1:
@@ -83,78 +204,13 @@ class Composition:
             epoch_steps = math.ceil(self.sizes[epoch_fidelity] / per_batch)
         self.steps = int(epoch_steps) if epoch_steps is not None else math.ceil(sum(self.sizes.values()) / batch_size)
 
-    def _expected_counts(self, ratios: dict, fixed: dict) -> dict[str, float]:
-        total = sum(self.sizes.values())
-        if self.mode is SamplingMode.PROPORTIONAL:
-            return {f: self.batch_size * n / total for f, n in self.sizes.items()}
-        if self.mode is SamplingMode.RATIOS:
-            self._check_names(ratios, "ratios", require_all=True)
-            values = {f: float(v) for f, v in ratios.items()}
-            if any(v < 0 or not math.isfinite(v) for v in values.values()) or sum(values.values()) <= 0:
-                raise UserError(f"{KEY}.ratios={values} must be non-negative with a positive sum (they are normalised)")
-            self.ratios = {f: values[f] / sum(values.values()) for f in self.names}
-            return {f: self.batch_size * p for f, p in self.ratios.items()}
-        self._check_names(fixed, "fixed", require_all=False)
-        counts = {f: int(v) for f, v in fixed.items()}
-        if any(v < 0 for v in counts.values()):
-            raise UserError(f"{KEY}.fixed={counts} has a negative count")
-        if sum(counts.values()) > self.batch_size:
-            raise UserError(
-                f"{KEY}.fixed={counts} puts {sum(counts.values())} structures in a batch of data.batch_size="
-                f"{self.batch_size}; lower the counts or raise data.batch_size"
-            )
-        rest = [f for f in self.names if f not in counts]
-        free = self.batch_size - sum(counts.values())
-        if free and not rest:
-            raise UserError(
-                f"{KEY}.fixed={counts} fills {sum(counts.values())} of data.batch_size={self.batch_size} slots and "
-                f"names every fidelity, so nothing can fill the rest; set data.batch_size={sum(counts.values())}"
-            )
-        self.fixed, self.rest = counts, rest
-        rest_total = sum(self.sizes[f] for f in rest)
-        return {**counts, **{f: free * self.sizes[f] / rest_total for f in rest}}
-
-    def _check_names(self, given: dict, what: str, require_all: bool) -> None:
-        unknown = sorted(set(given) - set(self.names))
-        if unknown:
-            raise UserError(f"{KEY}.{what} names {unknown}, which are not trained here; trained: {self.names}")
-        missing = sorted(set(self.names) - set(given))
-        if require_all and missing:
-            raise UserError(f"{KEY}.{what} has no value for {missing}; give one for each of {self.names}")
+    @property
+    def mode(self) -> SamplingMode:
+        return self.mix.mode
 
     def plan(self, rng: np.random.Generator, n_batches: int) -> list[list[tuple[str, int]]]:
         """`n_batches` batches of (fidelity, index within its training set)."""
-        if self.mode is SamplingMode.PROPORTIONAL:
-            return self._proportional(rng, n_batches)
-        draws = {f: _Cycle(self.sizes[f], rng) for f in self.names}
-        batches = []
-        for _ in range(n_batches):
-            counts = self._counts(rng)
-            batch = [(f, draws[f].next()) for f in self.names for _ in range(counts[f])]
-            batches.append([batch[i] for i in rng.permutation(len(batch))])
-        return batches
-
-    def _counts(self, rng: np.random.Generator) -> dict[str, int]:
-        if self.mode is SamplingMode.RATIOS:
-            drawn = rng.multinomial(self.batch_size, [self.ratios[f] for f in self.names])
-            return dict(zip(self.names, drawn.tolist()))
-        counts = dict(self.fixed)
-        free = self.batch_size - sum(counts.values())
-        if self.rest:
-            weights = np.array([self.sizes[f] for f in self.rest], dtype=float)
-            counts.update(zip(self.rest, rng.multinomial(free, weights / weights.sum()).tolist()))
-        return counts
-
-    def _proportional(self, rng: np.random.Generator, n_batches: int) -> list[list[tuple[str, int]]]:
-        everything = [(f, i) for f in self.names for i in range(self.sizes[f])]
-        batches: list[list[tuple[str, int]]] = []
-        while len(batches) < n_batches:  # whole shuffled passes; each ends with a short batch, as a DataLoader's
-            order = rng.permutation(len(everything))
-            batches += [
-                [everything[i] for i in order[start : start + self.batch_size]]
-                for start in range(0, len(everything), self.batch_size)
-            ]
-        return batches[:n_batches]
+        return self.mix.plan(rng, n_batches)
 
 
 class _Cycle:

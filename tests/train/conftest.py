@@ -3,20 +3,14 @@ import json
 from mfff.runs.run import train
 from tests.helpers import compose_config
 
-QUICK = [
-    "trainer.enable_progress_bar=false",
-    "trainer.log_every_n_steps=1",
-    "data.batch_size=8",
-    "model/size=s",
-]
+QUICK = ["debug=quick", "model/size=s"]  # conf/debug/quick.yaml: 48/16/32 structures a source, no progress bar
 
 
 def quick_overrides(tmp_path, fidelities=("gfn1", "gfn2"), n_train=48, epochs=3):
-    """Small sizes for `fidelities`; multi-head over exactly those unless the caller picks another strategy."""
-    sizes = []
-    for f in fidelities:
-        sizes += [f"data.sources.{f}.n_train={n_train}", f"data.sources.{f}.n_val=16", f"data.sources.{f}.n_test=32"]
-    return [f"paths.output_dir={tmp_path}", f"trainer.max_epochs={epochs}", *sizes, *QUICK]
+    """debug=quick with `n_train` structures of `fidelities`; multi-head over exactly those unless the caller picks
+    another strategy."""
+    sizes = [f"data.sources.{f}.n_train={n_train}" for f in fidelities if n_train != 48]
+    return [f"paths.output_dir={tmp_path}", *QUICK, f"trainer.max_epochs={epochs}", *sizes]
 
 
 def train_quick(tmp_path, *extra, fidelities=("gfn1", "gfn2"), n_train=48, epochs=3):

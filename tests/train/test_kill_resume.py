@@ -174,10 +174,12 @@ def test_the_schedule_length_is_counted_without_building_the_loader():
     training loader is first built after a resumed run's state is restored (else its mid-epoch state is lost)."""
     from types import SimpleNamespace
 
+    from mfff.data.datamodule import MultiFidelityDataModule
     from mfff.train.module import stepping_batches
 
     def trainer(**changes):
-        data = SimpleNamespace(steps_per_epoch=lambda world: 14 // world)
+        data = MultiFidelityDataModule.__new__(MultiFidelityDataModule)  # only its epoch length is read
+        data.steps_per_epoch = lambda world: 14 // world
         settings = dict(datamodule=data, world_size=2, limit_train_batches=1.0, accumulate_grad_batches=2,
                         max_epochs=3, max_steps=-1)  # fmt: skip
         return SimpleNamespace(**{**settings, **changes})
