@@ -34,17 +34,24 @@ def emt_extxyz(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def multihead_run(tmp_path_factory):
-    """A short multi-head training on the built-in gfn1 + gfn2 data, shared by read-only tests."""
+    """A multi-head training on the built-in gfn1 + gfn2 data long enough to learn (25 epochs of 48 structures each,
+    about 8 s), shared by read-only tests; `call_seconds` in its run dir holds the whole call's wall time."""
+    import time
+
     from tests.train.conftest import train_quick
 
     tmp = tmp_path_factory.mktemp("multihead")
-    return tmp, train_quick(tmp, epochs=4)
+    start = time.perf_counter()
+    metrics = train_quick(tmp, epochs=25)
+    (tmp / "call_seconds").write_text(str(time.perf_counter() - start))
+    return tmp, metrics
 
 
 @pytest.fixture(scope="session")
 def pretrained_gfn2(tmp_path_factory):
-    """A short GFN2-xTB pre-training run (run dir, metrics), shared by the fine-tuning tests."""
+    """A GFN2-xTB pre-training run (run dir, metrics) long enough to learn (20 epochs of 64 structures, about 6 s),
+    shared by the fine-tuning tests."""
     from tests.train.conftest import train_quick
 
     tmp = tmp_path_factory.mktemp("pretrain")
-    return tmp, train_quick(tmp, "strategy=pretrain", fidelities=("gfn2",), n_train=64, epochs=3)
+    return tmp, train_quick(tmp, "strategy=pretrain", fidelities=("gfn2",), n_train=64, epochs=20)

@@ -6,7 +6,7 @@ import pytest
 
 from mfff.config import conf_dir
 from mfff.runs.run import train
-from tests.helpers import assert_sane_scale, compose_config, trivial_errors
+from tests.helpers import assert_learnt, assert_units_plausible, compose_config, trivial_errors
 from tests.test_cli import _run
 from tests.train.conftest import QUICK, quick_overrides
 
@@ -27,8 +27,8 @@ def test_two_by_two_sweep_pretrains_once_and_records_its_overrides(tmp_path):
             "strategy=pretrain_finetune",
             "data.sources.dft.n_train=16,32",
             "strategy/params@strategy.finetune.params=full,frozen_backbone",
-            "strategy.pretrain.trainer.max_epochs=2",  # a stage delta needs no `+`
-            "trainer.max_epochs=1",
+            "strategy.pretrain.trainer.max_epochs=20",  # a stage delta needs no `+`
+            "trainer.max_epochs=20",  # long enough to learn, so the records are checked against a learning bound
             f"paths.cache_dir={tmp_path}/cache",
             f"hydra.sweep.dir={tmp_path}/sweep",
             *sizes,
@@ -44,14 +44,15 @@ def test_two_by_two_sweep_pretrains_once_and_records_its_overrides(tmp_path):
     assert [m["pretrain"]["cache"] for m in metrics].count("reused") == 3
     assert len({m["pretrain"]["checkpoint"] for m in metrics}) == 1
     assert len(list((tmp_path / "cache" / "pretrain").glob("*/checkpoints/best.ckpt"))) == 1
-    trivial = trivial_errors(compose_config("train", quick_overrides(tmp_path, ("dft",), n_train=16)), "dft")
+    trivial = trivial_errors(compose_config("train", quick_overrides(tmp_path, ("dft",), n_train=16)), "dft", "val")
     seen = set()
     for m in metrics:
         n_train = next(o for o in m["overrides"] if o.startswith("data.sources.dft.n_train="))
         mode = next(o for o in m["overrides"] if o.startswith("strategy/params@strategy.finetune.params="))
         assert m["n_train"] == {"gfn2": 48, "dft": int(n_train.split("=")[1])}
         assert m["strategy"]["finetune"]["params"]["name"] == mode.split("=")[1]
-        assert_sane_scale(m["metrics"]["test"]["dft"]["forces_mae"], trivial["forces_mae"], "dft forces")
+        # measured 0.37-0.43x the trivial model's val forces over the four jobs
+        assert_learnt(m["metrics"]["val"]["dft"]["forces_mae"], trivial["forces_mae"], f"{n_train} {mode}")
         seen.add((n_train, mode))
     assert len(seen) == 4
 
@@ -110,7 +111,7 @@ def test_every_study_runs_one_tiny_job(study, tmp_path):
     metrics = train(cfg, {})
     assert metrics.strategy["name"] == cfg.strategy.name
     trivial = trivial_errors(cfg, "dft")["energy_per_atom_mae"]
-    assert_sane_scale(metrics.metrics["test"]["dft"]["energy_per_atom_mae"], trivial, f"{study}: dft energy")
+    assert_units_plausible(metrics.metrics["test"]["dft"]["energy_per_atom_mae"], trivial, f"{study}: dft energy")
     expected = {"dft"} | ({"gfn2"} if cfg.strategy.name != "scratch" else set())
     assert set(metrics.n_train) >= expected
 

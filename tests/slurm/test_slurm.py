@@ -90,6 +90,9 @@ def test_sigusr1_before_the_time_limit_requeues_the_job_which_resumes_from_its_c
     while scontrol_job(job_id, local_slurm)["JobState"] != "PENDING":
         assert process.poll() is None and time.monotonic() < deadline, "the job was not requeued"
         time.sleep(0.5)
+    # but not within the second slurmd revoked the old run's credential: it compares whole seconds, refuses the new
+    # one ("Job credential revoked") and the job ends for good (seen once: the sweep then waited forever)
+    time.sleep(2.0)
     update = subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], env=local_slurm,
                             capture_output=True, text=True)  # fmt: skip
     assert update.returncode == 0, (update.stderr, scontrol_job(job_id, local_slurm))

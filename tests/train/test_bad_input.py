@@ -20,7 +20,7 @@ from mfff.cli.errors import user_errors
 from mfff.data.readers import ASEReader
 from mfff.errors import TrainingDiverged, UserError
 from mfff.runs.run import train
-from tests.helpers import assert_sane_scale, compose_config, trivial_errors
+from tests.helpers import assert_learnt, compose_config, trivial_errors
 from tests.train.conftest import quick_overrides
 
 SCRATCH = ["strategy=scratch", "data.fidelity=gfn2"]
@@ -124,11 +124,11 @@ def test_an_unwritable_run_dir_is_one_line(tmp_path):
 
 
 def test_a_sweep_runs_every_job_and_exits_3_when_one_diverged(tmp_path):
-    overrides = [o for o in quick_overrides(tmp_path, ("gfn2",), 16, 2) if "output_dir" not in o]
+    overrides = [o for o in quick_overrides(tmp_path, ("gfn2",), 48, 25) if "output_dir" not in o]
     result = subprocess.run(
         [
             sys.executable, "-m", "mfff.cli.train", "-m", *SCRATCH, *overrides,
-            "optimizer.lr=1e-3,1e4", "scheduler=none", "trainer.gradient_clip_val=null",
+            "optimizer.lr=5e-3,1e4", "scheduler=none", "trainer.gradient_clip_val=null",
             f"hydra.sweep.dir={tmp_path}/sweep",
         ],
         capture_output=True,
@@ -139,8 +139,10 @@ def test_a_sweep_runs_every_job_and_exits_3_when_one_diverged(tmp_path):
     assert result.returncode == 3, result.stderr[-3000:]
     records = [json.loads((tmp_path / "sweep" / str(n) / "metrics.json").read_text()) for n in (0, 1)]
     assert [r["status"] for r in records] == ["finished", "diverged"]
-    trivial = trivial_errors(compose_config("train", quick_overrides(tmp_path, ("gfn2",))), "gfn2")["forces_mae"]
-    assert_sane_scale(records[0]["metrics"]["test"]["gfn2"]["forces_mae"], trivial, "the finished job's forces")
+    trivial = trivial_errors(compose_config("train", quick_overrides(tmp_path, ("gfn2",))), "gfn2", "val")
+    # 25 epochs of 48 structures learn: measured 0.32x the trivial model's val forces
+    assert_learnt(records[0]["metrics"]["val"]["gfn2"]["forces_mae"], trivial["forces_mae"],
+                  "the finished job's val forces", at_most=0.5)  # fmt: skip
     last = result.stderr.strip().splitlines()[-1]
     assert (
         last

@@ -10,7 +10,7 @@ from mfff.errors import UserError
 from mfff.train.checkpoints import resolve_checkpoint
 from mfff.train.module import MultiFidelityModule
 from mfff.train.strategies import Finetune
-from tests.helpers import assert_sane_scale, compose_config, trivial_errors
+from tests.helpers import assert_learnt, compose_config, trivial_errors
 from tests.train.conftest import quick_overrides, train_quick
 
 
@@ -110,27 +110,30 @@ def test_cross_method_finetune_xtb_to_dft_works_out_of_the_box(pretrained_gfn2, 
     """GFN2-xTB and DFT total energies differ by thousands of eV; the re-fitted E0 absorbs that, a kept one cannot."""
     refit = _finetune(tmp_path / "refit", pretrained_gfn2, "strategy.head=reuse", epochs=3)
     kept = _finetune(tmp_path / "keep", pretrained_gfn2, "strategy.head=reuse", "strategy.reference=keep", epochs=3)
-    refit_error = refit["metrics"]["test"]["dft"]["energy_mae"]  # meV
-    kept_error = kept["metrics"]["test"]["dft"]["energy_mae"]
+    refit_error = refit["metrics"]["val"]["dft"]["energy_mae"]  # meV
+    kept_error = kept["metrics"]["val"]["dft"]["energy_mae"]
     cfg = compose_config("train", quick_overrides(tmp_path, ("dft",), n_train=32))
-    e0_only = trivial_errors(cfg, "dft")["energy_mae"]  # E0 fitted on the same 32 DFT labels, nothing learned
-    assert refit_error < 1.5 * e0_only, (refit_error, e0_only)
+    e0_only = trivial_errors(cfg, "dft", "val")["energy_mae"]  # E0 fitted on the same 32 DFT labels, nothing learned
+    # measured 0.49x on val (the test split, whose E0 extrapolation decides energies at 32 labels: 1.18x)
+    assert refit_error < 0.7 * e0_only, (refit_error, e0_only)
     assert kept_error > 100 * e0_only, (kept_error, e0_only)
 
 
 def test_eval_pretrain_measures_forgetting_with_the_untouched_pretrained_head(pretrained_gfn2, tmp_path):
     metrics = _finetune(tmp_path, pretrained_gfn2, "strategy.eval_pretrain=true", fidelities=("dft", "gfn2"))
     assert metrics["n_train"] == {"gfn2": 64, "dft": 32}  # the pre-training labels count too
-    trivial = trivial_errors(compose_config("train", quick_overrides(tmp_path, ("gfn2",))), "gfn2")["forces_mae"]
-    for stage in ("val", "test"):
-        assert_sane_scale(metrics["metrics"][stage]["gfn2"]["forces_mae"], trivial, f"{stage} gfn2 forces")
+    cfg = compose_config("train", quick_overrides(tmp_path, ("gfn2",), n_train=64))
+    for split in ("val", "test"):
+        trivial = trivial_errors(cfg, "gfn2", split)["forces_mae"]
+        pretrained = pretrained_gfn2[1]["metrics"][split]["gfn2"]["forces_mae"]
+        if split == "val":  # 0.31x; its test split, other conformers further from the training ones, 0.69x
+            assert_learnt(pretrained, trivial, "the pre-training's val gfn2 forces", at_most=0.5)
+        # the forgetting measurement: the same gfn2 head on the backbone moved by DFT does worse than before
+        forgotten = metrics["metrics"][split]["gfn2"]["forces_mae"]
+        assert pretrained < forgotten, (split, pretrained, forgotten)
     before, after = _state(resolve_checkpoint(pretrained_gfn2[0], "strategy.from")), _state(metrics["best_checkpoint"])
     assert _same(before, after, "potential.heads.gfn2.")
     assert _differs(before, after, "potential.backbone.embedding.")
-    # the forgetting measurement: the same gfn2 head on the moved backbone gives other errors than before
-    assert (
-        metrics["metrics"]["test"]["gfn2"]["forces_mae"] != pretrained_gfn2[1]["metrics"]["test"]["gfn2"]["forces_mae"]
-    )
     assert metrics["pretrain"]["metrics"]["test"]["gfn2"] == pretrained_gfn2[1]["metrics"]["test"]["gfn2"]
 
 

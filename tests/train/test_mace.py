@@ -10,7 +10,7 @@ from mfff.analyze.evaluate import evaluate
 from mfff.calculator import MFFFCalculator
 from mfff.errors import UserError
 from mfff.train.checkpoints import load_module
-from tests.helpers import assert_sane_scale, compose_config, trivial_errors
+from tests.helpers import assert_learnt, compose_config, trivial_errors
 from tests.train.conftest import quick_overrides, train_quick
 
 MACE = ["model/backbone=mace", "model.size.mace.n_channels=8"]
@@ -19,7 +19,8 @@ MACE = ["model/backbone=mace", "model.size.mace.n_channels=8"]
 @pytest.fixture(scope="module")
 def pretrained_mace(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("mace")
-    return run_dir, train_quick(run_dir, "strategy=pretrain", *MACE, fidelities=("gfn2",), n_train=32, epochs=2)
+    # long enough to learn: 30 epochs of 48 structures, about 12 s on one core
+    return run_dir, train_quick(run_dir, "strategy=pretrain", *MACE, fidelities=("gfn2",), epochs=30)
 
 
 def test_pretrain_fits_the_neighbour_normalisation_and_learns(pretrained_mace):
@@ -33,10 +34,9 @@ def test_pretrain_fits_the_neighbour_normalisation_and_learns(pretrained_mace):
         block.interaction.avg_num_neighbors == float(backbone.avg_num_neighbors) for block in backbone.interactions
     )
     assert record["backbone"] == "mace"
-    cfg = compose_config("train", quick_overrides(run_dir, ("gfn2",), n_train=32))
-    assert_sane_scale(
-        record["metrics"]["test"]["gfn2"]["forces_mae"], trivial_errors(cfg, "gfn2")["forces_mae"], "MACE"
-    )
+    cfg = compose_config("train", quick_overrides(run_dir, ("gfn2",)))
+    trivial = trivial_errors(cfg, "gfn2", "val")["forces_mae"]  # measured 0.42x (test split: 0.83x, see test_training)
+    assert_learnt(record["metrics"]["val"]["gfn2"]["forces_mae"], trivial, "MACE val forces", at_most=0.6)
 
 
 def test_partial_finetune_from_the_run_dir_freezes_the_first_block(pretrained_mace, tmp_path):

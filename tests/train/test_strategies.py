@@ -17,7 +17,7 @@ from mfff.runs.fit import StageResult
 from mfff.runs.pretrain_cache import PretrainCache
 from mfff.runs.run import train
 from mfff.train.loss import MultiFidelityLoss
-from tests.helpers import assert_sane_scale, compose_config, trivial_errors
+from tests.helpers import assert_units_plausible, compose_config, trivial_errors
 from tests.train.conftest import QUICK, quick_overrides, train_quick
 
 
@@ -111,8 +111,11 @@ def test_energy_only_fidelity_head_learns_from_energies(tmp_path):
     metrics = run(tmp_path / "trained")
     assert "forces_mae" not in metrics["metrics"]["test"]["cc"]
     cfg = compose_config("train", quick_overrides(tmp_path, ("cc", "dft"), n_train=32))
-    trivial = trivial_errors(cfg, "cc")["energy_per_atom_mae"]  # E0 fitted on the CCSD(T) energies alone
-    assert_sane_scale(metrics["metrics"]["test"]["cc"]["energy_per_atom_mae"], trivial, "cc energies")
+    trivial = trivial_errors(cfg, "cc", "val")["energy_per_atom_mae"]  # E0 fitted on the CCSD(T) energies alone
+    # Not a learning bound: 32 CCSD(T) energies beside DFT forces do not improve the cc val energies within a test's
+    # budget (25.7 vs the trivial 25.6 meV/atom after 20 epochs, even at energy weight 500). That the head learns
+    # from its energies is shown below: its readout moves only when they carry weight.
+    assert_units_plausible(metrics["metrics"]["val"]["cc"]["energy_per_atom_mae"], trivial, "cc energies")
     # the same run with the cc energies weighted 0: the same initial head, which then never moves
     untrained = run(tmp_path / "untrained", "+loss.per_fidelity.cc.energy_weight=0")
     heads = [torch.load(m["best_checkpoint"], weights_only=False)["state_dict"] for m in (metrics, untrained)]

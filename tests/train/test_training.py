@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from mfff.train.metrics import METRIC_NAMES
-from tests.helpers import assert_sane_scale, compose_config, trivial_errors
+from tests.helpers import assert_learnt, compose_config, trivial_errors
 from tests.train.conftest import quick_overrides, train_quick
 
 
@@ -20,32 +20,43 @@ def _epoch_losses(run_dir):
 def test_loss_decreases_and_metrics_json_is_complete(multihead_run):
     run_dir, metrics = multihead_run
     losses = _epoch_losses(run_dir)
-    assert len(losses) == 4 and losses[-1] < 0.7 * losses[0], losses
+    assert len(losses) == 25 and losses[-1] < 0.3 * losses[0], losses
     assert metrics["strategy"]["name"] == "multihead" and metrics["strategy"]["fidelities"] == ["gfn1", "gfn2"]
     assert metrics["strategy"]["use_forces"] is True and metrics["strategy"]["sampling"]["mode"] == "proportional"
     assert metrics["n_train"] == {"gfn1": 48, "gfn2": 48}
     assert metrics["seed"] == 0 and metrics["backbone"] == "painn" and metrics["size"] == "s"
     assert metrics["label_cost_cpu_s"]["gfn1"] > 0
-    assert 0 < metrics["wall_s"] < 600  # the stage's wall time, data to test metrics
+    # the stage's wall time (data to test metrics) lies within the whole call's
+    assert 0 < metrics["wall_s"] <= float((run_dir / "call_seconds").read_text())
     for stage in ("val", "test", "test_mol"):
         for fidelity in ("gfn1", "gfn2"):
             values = metrics["metrics"][stage][fidelity]
             assert set(values) == set(METRIC_NAMES), (stage, fidelity)
             assert all(math.isfinite(v) and v > 0 for v in values.values())
             assert values["forces_mae"] <= values["forces_rmse"] and values["energy_mae"] <= values["energy_rmse"]
+    cfg = compose_config("train", quick_overrides(run_dir, ("gfn1", "gfn2")))
     for fidelity in ("gfn1", "gfn2"):
-        trivial = trivial_errors(compose_config("train", quick_overrides(run_dir, ("gfn1", "gfn2"))), fidelity)
-        for name in ("forces_mae", "energy_per_atom_mae"):
-            assert_sane_scale(metrics["metrics"]["test"][fidelity][name], trivial[name], f"{fidelity} {name}")
+        # 25 epochs of 48 structures learn: val forces 0.24-0.29x and val energies 0.38-0.58x the trivial model's
+        # (seeds 0, 1). Test energies are not bounded: with 48 structures the test split's E0 extrapolation decides
+        # them (0.04x to 2.4x over seeds), not learning.
+        trivial = {split: trivial_errors(cfg, fidelity, split) for split in ("val", "test")}
+        assert_learnt(metrics["metrics"]["val"][fidelity]["forces_mae"], trivial["val"]["forces_mae"],
+                      f"{fidelity} val forces", at_most=0.5)  # fmt: skip
+        assert_learnt(metrics["metrics"]["val"][fidelity]["energy_per_atom_mae"],
+                      trivial["val"]["energy_per_atom_mae"], f"{fidelity} val energies")  # fmt: skip
+        assert_learnt(metrics["metrics"]["test"][fidelity]["forces_mae"], trivial["test"]["forces_mae"],
+                      f"{fidelity} test forces")  # fmt: skip
     assert (run_dir / "checkpoints" / "best.ckpt").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
 
 
-def test_same_seed_same_metrics_other_seed_other_metrics(multihead_run, tmp_path):
-    _, first = multihead_run
-    again = train_quick(tmp_path / "again", epochs=4)
+def test_same_seed_same_metrics_other_seed_other_metrics(tmp_path):
+    first, again, other = (train_quick(tmp_path / name, *extra, n_train=16, epochs=2)
+                           for name, extra in (("first", ()), ("again", ()), ("other", ("seed=1",))))  # fmt: skip
     assert again["metrics"] == first["metrics"]
-    other = train_quick(tmp_path / "other", "seed=1", epochs=4)
-    assert other["seed"] == 1 and other["metrics"] != first["metrics"]
+    assert other["seed"] == 1
+    for split in ("val", "test"):
+        for fidelity in ("gfn1", "gfn2"):
+            assert other["metrics"][split][fidelity] != first["metrics"][split][fidelity], (split, fidelity)
 
 
 def test_overrides_reach_the_run(tmp_path):
