@@ -1,5 +1,7 @@
 """The one error contract for bad input: a message naming the file or config key and the fix; exit 2 at the CLI."""
 
+from __future__ import annotations
+
 
 class UserError(ValueError):
     """Bad input from the user (a config value, a file); the message names it and says how to fix it."""
@@ -8,10 +10,16 @@ class UserError(ValueError):
 class TrainingDiverged(RuntimeError):
     """The loss (or a final metric) became NaN or infinite; the run dir's metrics.json records where."""
 
-    def __init__(self, epoch: int, step: int, what: str = "the training loss", stage: str | None = None):
-        super().__init__(epoch, step, what, stage)
+    def __init__(
+        self, epoch: int, step: int, what: str = "the training loss", stage: str | None = None, metrics_file=None
+    ):
+        super().__init__(epoch, step, what, stage, metrics_file)
         self.epoch, self.step, self.what, self.stage = int(epoch), int(step), what, stage
-        self.metrics_file = None
+        self.metrics_file = metrics_file  # the run record that holds it, once written (`recorded_in`)
+
+    def recorded_in(self, metrics_file) -> TrainingDiverged:
+        """The same divergence, once the run has recorded it (raised anew by the layer that wrote the record)."""
+        return TrainingDiverged(self.epoch, self.step, self.what, self.stage, metrics_file)
 
     def record(self) -> dict:
         return {"stage": self.stage, "epoch": self.epoch, "step": self.step, "what": self.what}

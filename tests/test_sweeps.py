@@ -156,6 +156,7 @@ def test_a_killed_sweep_rerun_runs_only_the_jobs_that_did_not_finish(tmp_path):
                for n in "0123")  # fmt: skip
 
 
+@pytest.mark.slow  # the skip is covered by the killed-sweep rerun above, submitit by the SLURM tests
 def test_a_rerun_through_the_submitit_launcher_skips_finished_jobs(tmp_path):
     """The same skip with hydra-submitit-launcher's local executor: each job runs in its own submitit process and
     writes its messages to .submitit/<id>/*_log.out."""

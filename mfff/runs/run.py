@@ -53,9 +53,8 @@ def train(cfg: DictConfig, run_choices: dict | None = None) -> RunRecord:
     try:
         outcome = execute(cfg, strategy.plan(cfg, output_dir), output_dir, cfg.get("resume") or None)
     except TrainingDiverged as err:
-        err.metrics_file = path
         _write(path, replace(record, status=DIVERGED, diverged=err.record()))
-        raise
+        raise err.recorded_in(path) from err
     except Interrupted as err:  # says where the run stopped, and never reads as finished
         rank_zero = rank_zero_only.rank == 0
         if err.signal == "SIGUSR1" and str(cfg.get("resume")) == AUTO and err.checkpoint and rank_zero:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 
 from mfff.errors import UserError
@@ -11,16 +12,28 @@ from mfff.train.fidelity import Fidelity, HeadStart, evaluated
 from mfff.train.policies import Full, ParameterPolicy
 from mfff.train.stage import Stage
 from mfff.train.strategies.base import Plan, Strategy, require_sources
-from mfff.utils.values import positive_number, whole_number
-
-HEAD_CHOICES = {"reuse": True, "new": False}  # whether the readout starts from the pre-trained head
-REFERENCE_CHOICES = {"refit": False, "keep": True}  # whether E0 is kept from the pre-trained head
+from mfff.utils.values import choice, positive_number, whole_number
 
 
-def _choice(value: str, choices: dict, key: str) -> bool:
-    if value not in choices:
-        raise UserError(f"{key}={value!r} is unknown; choose one of {', '.join(choices)}")
-    return choices[value]
+class HeadMode(str, Enum):
+    """`strategy.head`: how the fine-tuned head's readout starts."""
+
+    REUSE = "reuse"  # from the pre-trained head `source_head`
+    NEW = "new"  # a fresh readout, scaled to the fine-tuning data
+
+
+class ReferenceMode(str, Enum):
+    """`strategy.reference`: where the fine-tuned head's per-element E0 come from."""
+
+    REFIT = "refit"  # fitted on the fine-tuning data
+    KEEP = "keep"  # the pre-trained head's (another method's absolute energies, when it is one)
+
+
+class ReplayHead(str, Enum):
+    """`strategy.replay.head`: what a replayed fidelity's pre-trained head does."""
+
+    TRAIN = "train"  # it trains along
+    FROZEN = "frozen"  # it stays as it was
 
 
 class Finetune(Strategy):
@@ -67,18 +80,18 @@ class Finetune(Strategy):
             raise UserError(f"{key}.{unknown[0]} is not an option of strategy={self.name}")
         self.fidelity, self.source = str(fidelity), source.get("from")
         self.params = params if params is not None else Full()
-        self.head, self.reference, self.source_head = head, reference, source_head
-        self.reuse_readout = _choice(head, HEAD_CHOICES, f"{self.key}.head")
-        self.keep_reference = _choice(reference, REFERENCE_CHOICES, f"{self.key}.reference")
+        self.head = choice(head, HeadMode, f"{self.key}.head")
+        self.reference = choice(reference, ReferenceMode, f"{self.key}.reference")
+        self.source_head = source_head
         self.eval_pretrain = bool(eval_pretrain)
 
     def describe(self) -> dict:
         return {
             **super().describe(),
             "params": self.params.describe(),
-            "head": self.head,
+            "head": self.head.value,
             "source_head": self.source_head,
-            "reference": self.reference,
+            "reference": self.reference.value,
             "lr_scale": self.lr_scale,
             "eval_pretrain": self.eval_pretrain,
             "from": str(self.source),
@@ -106,8 +119,8 @@ class Finetune(Strategy):
         target = Fidelity(
             self.fidelity,
             head=HeadStart(
-                readout_from=source if self.reuse_readout else None,
-                reference_from=source if self.keep_reference else None,
+                readout_from=source if self.head is HeadMode.REUSE else None,
+                reference_from=source if self.reference is ReferenceMode.KEEP else None,
             ),
         )
         kept = [evaluated(h) for h in builder.heads if h != self.fidelity] if self.eval_pretrain else []
@@ -134,7 +147,6 @@ class ReplayFinetune(Finetune):
     """
 
     name = "replay_finetune"
-    HEAD_CHOICES = ("train", "frozen")
 
     def __init__(self, fidelity: str, replay: dict | None = None, **options):
         super().__init__(fidelity, **options)
@@ -148,15 +160,13 @@ class ReplayFinetune(Finetune):
         self.replay_n = whole_number(replay.get("n"), f"{self.key}.replay.n", 1, allow_none=True)
         self.ratio = positive_number(replay.get("ratio", 1.0), f"{self.key}.replay.ratio", "a positive number of "
                                      "replayed structures per fine-tuning structure")  # fmt: skip
-        self.replay_head = replay.get("head", "train")
-        if self.replay_head not in self.HEAD_CHOICES:
-            raise UserError(f"{self.key}.replay.head={self.replay_head!r} is unknown; choose one of train, frozen")
+        self.replay_head = choice(replay.get("head", "train"), ReplayHead, f"{self.key}.replay.head")
         if self.fidelity in self.replayed:
             raise UserError(f"{self.key}.replay.fidelities names the fine-tuning fidelity {self.fidelity!r}")
 
     def describe(self) -> dict:
         replay = {"fidelities": self.replayed or "every pre-trained head", "n": self.replay_n, "ratio": self.ratio,
-                  "head": self.replay_head}  # fmt: skip
+                  "head": self.replay_head.value}  # fmt: skip
         return {**super().describe(), "replay": replay}
 
     def stage(self, checkpoint: Path) -> Stage:
@@ -168,7 +178,8 @@ class ReplayFinetune(Finetune):
                 f"{self.key}.replay.fidelities: {missing[0] if missing else 'nothing'} to replay through a head of "
                 f"{checkpoint} (its heads: {', '.join(plain.builder.heads)})"
             )
-        start = {h: HeadStart(readout_from=h, reference_from=h, frozen=self.replay_head == "frozen") for h in names}
+        frozen = self.replay_head is ReplayHead.FROZEN
+        start = {h: HeadStart(readout_from=h, reference_from=h, frozen=frozen) for h in names}
         replayed = [Fidelity(h, head=start[h], n_train=self.replay_n) for h in names]
         fidelities = [f for f in plain.fidelities if f.name not in names] + replayed
         ratios = {self.fidelity: 1.0, **{h: self.ratio / len(names) for h in names}}
