@@ -57,6 +57,10 @@ TRAIN_CASES = [
         "loss.per_fidelity names ['ccsdt'], which are not in data.sources",
     ),
     (["resume=/nonexistent/run"], "resume=/nonexistent/run does not exist"),
+    (
+        ["trainer.max_epochs=-1"],
+        "trainer.max_epochs=-1 (no limit) leaves the learning-rate schedule without a length; set trainer.max_steps",
+    ),
     # strategies
     (["strategy=multihead", "fidelities=[gfn2]"], "strategy=multihead needs at least two fidelities"),
     (["strategy=finetune"], "strategy.from is not set; give a run dir of mfff-train or a .ckpt file"),

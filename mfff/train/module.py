@@ -199,7 +199,7 @@ class MultiFidelityModule(pl.LightningModule):
         if not self.hparams.scheduler:
             return optimizer
         schedule = instantiate(self.hparams.scheduler)
-        total = stepping_batches(self.trainer)
+        total = stepping_batches(self.trainer) if schedule.needs_length else None
         return {"optimizer": optimizer, "lr_scheduler": schedule.build(optimizer, total, self.hparams.monitor)}
 
 
@@ -208,7 +208,14 @@ def stepping_batches(trainer: pl.Trainer) -> int:
     but it builds the training loader before a resumed run's state is restored, so the loader's mid-epoch state is
     then never loaded (and data workers prefetch the wrong epoch)."""
     data = trainer.datamodule
-    if not isinstance(data, MultiFidelityDataModule) or trainer.max_epochs in (None, -1):
+    if trainer.max_epochs in (None, -1):  # Lightning's "no epoch limit"
+        if trainer.max_steps not in (None, -1):
+            return int(trainer.max_steps)
+        raise UserError(
+            "trainer.max_epochs=-1 (no limit) leaves the learning-rate schedule without a length; set "
+            "trainer.max_steps=<steps> or trainer.max_epochs=<epochs>, or use scheduler=plateau (with early stopping)"
+        )
+    if not isinstance(data, MultiFidelityDataModule):
         return int(trainer.estimated_stepping_batches)
     batches = data.steps_per_epoch(trainer.world_size)
     limit = trainer.limit_train_batches

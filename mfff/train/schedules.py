@@ -10,6 +10,8 @@ from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 class WarmupCosine:
     """Linear warm-up over `warmup_fraction` of all steps, then cosine decay to `min_lr_ratio` x the base LR."""
 
+    needs_length = True  # the run's total steps
+
     def __init__(self, warmup_fraction: float = 0.05, min_lr_ratio: float = 0.01):
         self.warmup_fraction, self.min_lr_ratio = warmup_fraction, min_lr_ratio
 
@@ -28,9 +30,11 @@ class WarmupCosine:
 class Plateau:
     """Reduce the LR by `factor` when the monitored validation metric stalls for `patience` epochs."""
 
+    needs_length = False
+
     def __init__(self, factor: float = 0.5, patience: int = 5, min_lr: float = 1e-6):
         self.factor, self.patience, self.min_lr = factor, patience, min_lr
 
-    def build(self, optimizer, total_steps: int, monitor: str) -> dict:
+    def build(self, optimizer, total_steps: int | None, monitor: str) -> dict:
         scheduler = ReduceLROnPlateau(optimizer, factor=self.factor, patience=self.patience, min_lr=self.min_lr)
         return {"scheduler": scheduler, "interval": "epoch", "monitor": monitor}

@@ -145,3 +145,14 @@ def test_ema_and_plateau_schedule(tmp_path):
     key = "potential.backbone.embedding.weight"
     assert not torch.equal(averaged[key], current[key])  # the checkpoint holds the EMA weights, not the raw ones
     assert checkpoint["lr_schedulers"][0]["patience"] == 5
+
+
+def test_no_epoch_limit_runs_to_max_steps_or_under_a_schedule_without_a_length(tmp_path):
+    """Lightning's max_epochs=-1 (no limit): the cosine schedule takes its length from max_steps; a plateau schedule
+    needs none (trainer.max_epochs=-1 with neither is refused: tests/test_bad_inputs.py)."""
+    by_steps = train_quick(tmp_path / "steps", "trainer.max_epochs=-1", "trainer.max_steps=5", "strategy=scratch",
+                           "data.fidelity=gfn2", fidelities=("gfn2",), n_train=16)  # fmt: skip
+    assert by_steps["steps"] == 5 and by_steps["epochs"] == 3  # 2 steps an epoch
+    plateau = train_quick(tmp_path / "plateau", "trainer.max_epochs=-1", "trainer.max_steps=4", "scheduler=plateau",
+                          "strategy=scratch", "data.fidelity=gfn2", fidelities=("gfn2",), n_train=16)  # fmt: skip
+    assert plateau["steps"] == 4

@@ -14,7 +14,14 @@ from ase import Atoms
 from ase.io.formats import filetype
 
 from mfff.data.readers.ase_db import Database, StoredStructure, is_database
-from mfff.data.readers.base import Reader, check_finite_positions, checked_forces, existing_file, optional_path
+from mfff.data.readers.base import (
+    Reader,
+    check_finite_positions,
+    checked_energy,
+    checked_forces,
+    existing_file,
+    optional_path,
+)
 from mfff.data.structure import Structure
 from mfff.data.units import energy_factor, forces_factor, length_factor
 from mfff.errors import UserError
@@ -136,10 +143,12 @@ class ASEReader(Reader):
             forces = checked_forces(forces, len(atoms), index, path, "reader.forces_key")
         if energy is None and forces is None:
             return None
+        if energy is not None:
+            energy = checked_energy(energy, index, path, f"reader.energy_key={self.energy_key}")
         structure = Structure(
             numbers=atoms.numbers.astype(np.int64),
             positions=atoms.positions * self.l_factor,
-            energy=float("nan") if energy is None else float(energy) * self.e_factor,
+            energy=float("nan") if energy is None else energy * self.e_factor,
             forces=None if forces is None else forces * self.f_factor,
             cell=np.asarray(atoms.cell[:]) * self.l_factor,
             pbc=np.asarray(atoms.pbc, dtype=bool),

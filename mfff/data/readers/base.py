@@ -40,6 +40,8 @@ def existing_file(path, key: str = "reader.path") -> Path:
     if path is None:
         raise UserError(f"no data file is set ({key}); give reader.path, or the source's train / test files")
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise UserError(f"data file {path} (from {key}) is a directory; give a file in it (extxyz, ASE db, ...)")
     if not path.is_file():
         raise UserError(f"data file {path} (from {key}) does not exist; check the path or generate the data first")
     return path
@@ -51,6 +53,31 @@ def check_positions(structures: list[Structure], path: Path) -> None:
         check_finite_positions(structure, index, path)
 
 
+def check_finite_labels(structures: list[Structure], path: Path) -> None:
+    """For formats where every structure carries every label (sGDML npz): NaN/inf there is corrupt input. (ANI's
+    release marks a missing label with NaN; its reader skips those itself.)"""
+    for index, structure in enumerate(structures):
+        if not np.isfinite(structure.energy):
+            raise UserError(f"structure {index} in {path} has a non-finite (NaN/inf) energy; fix or remove it")
+        if structure.forces is not None and not np.all(np.isfinite(structure.forces)):
+            raise UserError(f"structure {index} in {path} has non-finite (NaN/inf) forces; fix or remove it")
+
+
+def checked_energy(value, index: int, path: Path, key: str) -> float:
+    """An energy label as a finite float, or an error naming the structure, the file and the label key (a missing
+    label is None before this, never NaN)."""
+    try:
+        energy = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"structure {index} in {path}: the energy ({key}) is {value!r}, not a number") from None
+    if not np.isfinite(energy):
+        raise UserError(
+            f"structure {index} in {path}: the energy ({key}) is {energy}; a missing label is an absent key, "
+            "not NaN/inf: fix or remove the structure"
+        )
+    return energy
+
+
 def check_finite_positions(structure: Structure, index: int, path: Path) -> None:
     if not np.all(np.isfinite(structure.positions)):
         raise UserError(f"structure {index} in {path} has non-finite (NaN/inf) positions; fix or remove it")
@@ -58,10 +85,19 @@ def check_finite_positions(structure: Structure, index: int, path: Path) -> None
 
 def checked_forces(forces, n_atoms: int, index: int, path: Path, key: str) -> np.ndarray:
     """Forces as a float (n_atoms, 3) array, or an error naming the structure, the file and the label key."""
-    array = np.asarray(forces, dtype=float)
+    try:
+        array = np.asarray(forces, dtype=float)
+    except (TypeError, ValueError):
+        raise UserError(f"structure {index} in {path}: the forces ({key}) are not numbers") from None
     if array.shape != (n_atoms, 3):
         raise UserError(
             f"structure {index} in {path}: forces ({key}) have shape {array.shape}, but it has {n_atoms} atoms, so "
             f"({n_atoms}, 3) was expected; fix the file, or name the right array in {key}"
+        )
+    if not np.all(np.isfinite(array)):
+        atoms = sorted({int(i) for i in np.nonzero(~np.isfinite(array))[0]})
+        raise UserError(
+            f"structure {index} in {path}: the forces ({key}) are NaN/inf on atom(s) {atoms[:10]}; a missing label "
+            "is an absent key, not NaN/inf: fix or remove the structure"
         )
     return array

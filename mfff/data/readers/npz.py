@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mfff.data.readers.base import Reader, check_positions, existing_file, optional_path
+from mfff.data.readers.base import Reader, check_finite_labels, check_positions, existing_file, optional_path
 from mfff.data.structure import Structure
 from mfff.data.units import energy_factor, forces_factor
 from mfff.errors import UserError
@@ -62,4 +62,5 @@ class NpzReader(Reader):
             for i in range(len(positions))
         ]
         check_positions(structures, path)
+        check_finite_labels(structures, path)
         return structures

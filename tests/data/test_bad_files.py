@@ -1,0 +1,60 @@
+"""Corrupt labels and wrong paths in data files: one UserError naming the structure, the key and the fix, never a
+traceback and never a label silently taken as missing (issue 23)."""
+
+import re
+
+import numpy as np
+import pytest
+
+from mfff.data.readers import ASEReader, NpzReader
+from mfff.errors import UserError
+
+WATER = '3\n{info} pbc="F F F"\nO 0.0 0.0 0.0 {f0}\nH 0.96 0.0 0.0 0.1 0.0 0.0\nH -0.24 0.93 0.0 0.0 0.1 0.0\n'
+PROPERTIES = "Properties=species:S:1:pos:R:3:forces:R:3"
+
+
+def _extxyz(path, second_info: str, second_f0: str = "0.0 0.0 0.1"):
+    """Two water frames; the second carries the bad value."""
+    good = WATER.format(info=f"energy=-10.0 {PROPERTIES}", f0="0.0 0.0 0.1")
+    bad = WATER.format(info=f"{second_info} {PROPERTIES}", f0=second_f0)
+    path.write_text(good + bad)
+    return path
+
+
+ENERGY = "structure 1 in {path}: the energy (reader.energy_key=energy) is "
+FORCES = "structure 1 in {path}: the forces (reader.forces_key) are NaN/inf on atom(s) [0]"
+CASES = [
+    ("energy=nan", "0.0 0.0 0.1", ENERGY + "nan; a missing label is an absent key, not NaN/inf"),
+    ("energy=inf", "0.0 0.0 0.1", ENERGY + "inf"),
+    ("energy=abc", "0.0 0.0 0.1", ENERGY + "'abc', not a number"),
+    ("energy=-10.5", "nan 0.0 0.1", FORCES),
+    ("energy=-10.5", "0.0 inf 0.1", FORCES),
+]
+
+
+@pytest.mark.parametrize(("info", "f0", "message"), CASES, ids=[f"{c[0]} {c[1]}" for c in CASES])
+def test_non_finite_or_non_numeric_labels_are_refused(tmp_path, info, f0, message):
+    path = _extxyz(tmp_path / "data.extxyz", info, f0)
+    with pytest.raises(UserError, match="^" + re.escape(message.format(path=path))):
+        ASEReader(path, energy_key="energy", forces_key="forces").read()
+
+
+def test_the_good_frames_of_the_same_file_read(tmp_path):
+    """The check is on the bad value, not the format: the same file without it reads (the control)."""
+    path = _extxyz(tmp_path / "data.extxyz", "energy=-10.5")
+    structures = ASEReader(path, energy_key="energy", forces_key="forces").read()
+    assert [s.energy for s in structures] == [-10.0, -10.5]
+    assert np.isfinite(structures[1].forces).all()
+
+
+def test_a_directory_given_as_a_data_file_says_a_file_is_expected(tmp_path):
+    with pytest.raises(UserError, match=re.escape(f"data file {tmp_path} (from reader.path) is a directory; give a "
+                                                  "file in it")):  # fmt: skip
+        ASEReader(tmp_path, energy_key="energy").read()
+
+
+def test_npz_with_a_nan_energy_is_refused(tmp_path):
+    path = tmp_path / "ethanol.npz"
+    np.savez(path, z=np.array([8, 1]), R=np.zeros((2, 2, 3)), E=np.array([[-1.0], [np.nan]]), F=np.zeros((2, 2, 3)))
+    with pytest.raises(UserError, match=re.escape(f"structure 1 in {path} has a non-finite (NaN/inf) energy")):
+        NpzReader(path).read()
