@@ -4,6 +4,7 @@
 import sys
 
 import pytest
+import torch
 from hydra.core.global_hydra import GlobalHydra
 
 from mfff.cli import eval as eval_cli
@@ -57,6 +58,33 @@ TRAIN_CASES = [
         "loss.per_fidelity names ['ccsdt'], which are not in data.sources",
     ),
     (["resume=/nonexistent/run"], "resume=/nonexistent/run does not exist"),
+    (
+        ["data.sources.gfn1.fidelity=gfn2"],
+        "data.sources.gfn1.fidelity='gfn2' differs from the source's name 'gfn1': the head 'gfn1' would learn gfn2 "
+        "labels and be reported as gfn1",
+    ),
+    # a key the class does not take (e.g. removed in an earlier release), in a source and in its reader
+    (
+        ["+data.sources.gfn2.val_fraction=0.1"],
+        "data.sources.gfn2.val_fraction is not an option of mfff.data.sources.FidelitySource; its options are "
+        "fidelity, reader, split,",
+    ),
+    (
+        ["+data.sources.gfn2.reader.foo=1"],
+        "data.sources.gfn2.reader.foo is not an option of mfff.data.readers.builtin.BuiltinReader; its options are "
+        "fidelity, name; remove it or check its spelling",
+    ),
+    *(
+        [
+            (
+                ["trainer.accelerator=gpu"],
+                "trainer: Lightning cannot run these settings: No supported gpu backend found! "
+                "(this machine has no usable GPU: use trainer.accelerator=cpu or auto)",
+            )
+        ]
+        if not torch.cuda.is_available()
+        else []  # with a GPU the setting is valid
+    ),  # fmt: skip
     (
         ["trainer.max_epochs=-1"],
         "trainer.max_epochs=-1 (no limit) leaves the learning-rate schedule without a length; set trainer.max_steps",

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from ase import Atoms
 
+from mfff.errors import UserError
+
 DATA_DIR = Path(__file__).resolve().parent / "builtin"
 SPLITS = ("train", "test", "test_mol")
 
@@ -47,12 +49,23 @@ def load(
     frames = []
     from mfff.data.readers.ase_file import read_frames  # the readers import this module
 
+    present, labelled = set(), set()  # molecules of the split; those with a wanted label
     for atoms in read_frames(path()):
         if split is not None and atoms.info["split"] != split:
             continue
-        if molecules is not None and atoms.info["molecule"] not in molecules:
-            continue
+        molecule = atoms.info["molecule"]
+        present.add(molecule)
         if wanted and not any(f"energy_{name}" in atoms.info for name in wanted):
             continue
-        frames.append(atoms.copy())
+        labelled.add(molecule)
+        if molecules is None or molecule in molecules:
+            frames.append(atoms.copy())
+    for molecule in molecules or []:  # an empty answer to a named molecule is a mistake, not a result
+        where = f" in split {split!r}" if split is not None else ""
+        if molecule not in present:
+            raise UserError(f"the built-in dataset has no molecule {molecule!r}{where}; its molecules: "
+                            f"{', '.join(sorted(present))}")  # fmt: skip
+        if molecule not in labelled:
+            raise UserError(f"molecule {molecule!r} has no {' or '.join(wanted)} labels in the built-in dataset"
+                            f"{where}; molecules with them: {', '.join(sorted(labelled))}")  # fmt: skip
     return frames

@@ -62,6 +62,13 @@ class MultiFidelityDataModule(pl.LightningDataModule):
                     f"data.sources.{name} is not a data source (no _target_; it holds {held}): an override or "
                     "debug=quick named a source your data config does not define; define it or drop the key"
                 )
+            if source.fidelity != name:  # the head is named by the source; it must learn that fidelity's labels
+                raise UserError(
+                    f"data.sources.{name}.fidelity={source.fidelity!r} differs from the source's name {name!r}: the "
+                    f"head {name!r} would learn {source.fidelity} labels and be reported as {name}; set "
+                    f"data.sources.{name}.fidelity={name} (and the source's label keys), or name the source "
+                    f"{source.fidelity}"
+                )
         self.train_fidelities = sorted(fidelities)
         if not self.train_fidelities:
             raise UserError("no fidelities selected (strategy.fidelities is empty)")

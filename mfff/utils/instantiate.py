@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 
 import hydra
@@ -12,6 +13,8 @@ from mfff.errors import UserError
 from mfff.utils.errors import find_cause
 
 UNLOCATABLE = re.compile(r"Error locating target '([^']+)'.*?(?:full_key: (\S+))?$", re.S)
+FAILED_CALL = re.compile(r"Error in call to target '([^']+)':\n(\w+)\((.*)\)(?:\nfull_key: (\S+))?$", re.S)
+UNEXPECTED = re.compile(r"unexpected keyword argument '(\w+)'")
 
 
 def instantiate(node, *args, key: str | None = None, **kwargs):
@@ -26,7 +29,10 @@ def instantiate(node, *args, key: str | None = None, **kwargs):
             raise cause from None
         unlocatable = UNLOCATABLE.search(str(err))
         if unlocatable is None:
-            raise
+            line = failed_call_line(str(err), key)
+            if line is None:
+                raise
+            raise UserError(line) from None
         target, inner = unlocatable.groups()
         # Hydra's full_key is absolute for a node of the composed config, relative for a detached one
         absolute = not key or not inner or inner == key or inner.startswith(f"{key}.")
@@ -35,3 +41,34 @@ def instantiate(node, *args, key: str | None = None, **kwargs):
         raise UserError(
             f"{name}={target} cannot be imported; check the class path (for example mfff.data.readers.ASEReader)"
         ) from None
+
+
+def failed_call_line(message: str, key: str | None) -> str | None:
+    """One line for a config node whose class refused it: an option it does not take (e.g. a key removed in an
+    earlier release), or a Lightning Trainer setting this machine cannot run. None for anything else (a bug)."""
+    call = FAILED_CALL.search(message)
+    if call is None:
+        return None
+    target, kind, detail, where = call.groups()
+    where = where or key or "the config"
+    unexpected = UNEXPECTED.search(detail)
+    if kind == "TypeError" and unexpected:
+        options = _options(target)
+        known = f"; its options are {', '.join(options)}" if options else ""
+        return f"{where}.{unexpected.group(1)} is not an option of {target}{known}; remove it or check its spelling"
+    if kind == "MisconfigurationException":
+        reason = detail.strip("'\"")
+        no_gpu = "gpu" in reason.lower()
+        hint = " (this machine has no usable GPU: use trainer.accelerator=cpu or auto)" if no_gpu else ""
+        return f"{where}: Lightning cannot run these settings: {reason}{hint}"
+    return None
+
+
+def _options(target: str) -> list[str]:
+    try:
+        function = hydra.utils.get_object(target)
+        parameters = inspect.signature(function).parameters.values()
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return []
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p.name for p in parameters if p.kind in kinds and p.name != "self"]

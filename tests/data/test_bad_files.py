@@ -55,6 +55,40 @@ def test_a_directory_given_as_a_data_file_says_a_file_is_expected(tmp_path):
 
 def test_npz_with_a_nan_energy_is_refused(tmp_path):
     path = tmp_path / "ethanol.npz"
-    np.savez(path, z=np.array([8, 1]), R=np.zeros((2, 2, 3)), E=np.array([[-1.0], [np.nan]]), F=np.zeros((2, 2, 3)))
+    positions = np.array([[[0.0, 0.0, 0.0], [0.96, 0.0, 0.0]]] * 2)  # O-H
+    np.savez(path, z=np.array([8, 1]), R=positions, E=np.array([[-1.0], [np.nan]]), F=np.zeros((2, 2, 3)))
     with pytest.raises(UserError, match=re.escape(f"structure 1 in {path} has a non-finite (NaN/inf) energy")):
         NpzReader(path).read()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"fidelity": "cc", "molecules": ["C6H6"]}, "molecule 'C6H6' has no cc labels in the built-in dataset; "
+         "molecules with them: C2H2, CH3OH, H2CO, H3CNH2, HCN"),
+        ({"fidelity": "dft", "molecules": ["CH3OH", "H2O2"]}, "the built-in dataset has no molecule 'H2O2'; its "
+         "molecules: C2H2, C2H4,"),
+    ],
+)  # fmt: skip
+def test_builtin_load_refuses_a_molecule_it_cannot_give(kwargs, message):
+    from mfff.data import builtin
+
+    with pytest.raises(UserError, match="^" + re.escape(message)):
+        builtin.load(**kwargs)
+
+
+def test_builtin_load_gives_the_named_molecules_with_the_fidelity():
+    from mfff.data import builtin
+
+    frames = builtin.load(fidelity="cc", molecules=["HCN", "CH3OH"])
+    assert frames and {a.info["molecule"] for a in frames} == {"HCN", "CH3OH"}
+    assert all("energy_cc" in a.info for a in frames)
+
+
+def test_two_atoms_at_one_position_are_named(tmp_path):
+    path = _extxyz(tmp_path / "data.extxyz", "energy=-10.5")
+    text = path.read_text().splitlines()
+    text[-1] = "H 0.96 0.0 0.0 0.0 0.1 0.0"  # the second frame's last H onto the first H
+    path.write_text("\n".join(text) + "\n")
+    with pytest.raises(UserError, match="^" + re.escape(f"structure 1 in {path}: atoms 1 and 2 are 0.000 Å apart")):
+        ASEReader(path, energy_key="energy", forces_key="forces").read()

@@ -31,7 +31,7 @@ def test_rmd17_npz_layout(tmp_path):
     np.savez(
         path,
         nuclear_charges=np.array([8, 1]),
-        coords=np.zeros((2, 2, 3)),
+        coords=np.array([[[0.0, 0.0, 0.0], [0.96, 0.0, 0.0]]] * 2),  # O-H
         energies=np.array([-10.0, -20.0]),
         forces=np.zeros((2, 2, 3)),
     )

@@ -78,9 +78,27 @@ def checked_energy(value, index: int, path: Path, key: str) -> float:
     return energy
 
 
+MIN_DISTANCE = 0.3  # Å: shorter than any chemical bond (H2: 0.74); closer atoms are a corrupt geometry
+
+
 def check_finite_positions(structure: Structure, index: int, path: Path) -> None:
-    if not np.all(np.isfinite(structure.positions)):
+    """Finite positions, and no two atoms closer than MIN_DISTANCE (in the cell; periodic images are not checked):
+    either would otherwise surface as a diverged training."""
+    positions = structure.positions
+    if not np.all(np.isfinite(positions)):
         raise UserError(f"structure {index} in {path} has non-finite (NaN/inf) positions; fix or remove it")
+    if len(positions) < 2:
+        return
+    distances = np.linalg.norm(positions[:, None, :] - positions[None, :, :], axis=-1)
+    distances[np.diag_indices(len(positions))] = np.inf
+    closest = np.unravel_index(np.argmin(distances), distances.shape)
+    if distances[closest] < MIN_DISTANCE:
+        i, j = sorted(int(k) for k in closest)
+        raise UserError(
+            f"structure {index} in {path}: atoms {i} and {j} are {distances[closest]:.3f} Å apart (closer than "
+            f"{MIN_DISTANCE} Å: a corrupt geometry, or positions in the wrong unit, see reader.length_unit); fix or "
+            "remove it"
+        )
 
 
 def checked_forces(forces, n_atoms: int, index: int, path: Path, key: str) -> np.ndarray:
