@@ -46,7 +46,7 @@ class PretrainRef:
     checkpoint: str | None = None
     strategy: dict = field(default_factory=dict)
     n_train: dict[str, int] = field(default_factory=dict)
-    label_cost_cpu_s: dict[str, float] = field(default_factory=dict)
+    label_cost_cpu_s: dict[str, float | None] = field(default_factory=dict)  # None: not recorded
     epochs: int | None = None
     wall_s: float | None = None
     metrics: dict = field(default_factory=dict)  # {split: {fidelity: {metric: value}}}
@@ -73,7 +73,7 @@ class RunRecord:
     strategy: dict = field(default_factory=dict)  # the strategy's describe(): name, fidelities and its options
     metrics: dict = field(default_factory=dict)
     n_train: dict[str, int] = field(default_factory=dict)  # every label used, over all stages
-    label_cost_cpu_s: dict[str, float] = field(default_factory=dict)
+    label_cost_cpu_s: dict[str, float | None] = field(default_factory=dict)  # None: not recorded
     backbone: str | None = None
     size: str | None = None
     seed: int | None = None
@@ -150,4 +150,13 @@ def _upgrade_from_1(data: dict[str, Any]) -> dict[str, Any]:
     settings = data.get("settings")
     if data.get("seed") is None and isinstance(settings, dict) and "seed" in settings:
         data["seed"] = settings["seed"]
+    # schema 1 wrote 0.0 for a label cost the data did not record: it was unknown
+    data["label_cost_cpu_s"] = _unknown_zero_costs(data.get("label_cost_cpu_s"))
+    if isinstance(data.get("pretrain"), dict):
+        pretrain = data["pretrain"]
+        data["pretrain"] = {**pretrain, "label_cost_cpu_s": _unknown_zero_costs(pretrain.get("label_cost_cpu_s"))}
     return data
+
+
+def _unknown_zero_costs(costs):
+    return {f: (c or None) for f, c in costs.items()} if isinstance(costs, dict) else (costs or {})

@@ -28,6 +28,11 @@ TRAIN_CASES = [
     (["strategy.nope=3"], "strategy.nope is not a key of the config"),
     (["model/size=[a"], "cannot parse the override 'model/size=[a'"),
     (
+        ["paths.cache_dir=/tmp/données"],
+        "cannot parse the override 'paths.cache_dir=/tmp/données': its value has non-ASCII characters, which Hydra "
+        "takes only in quotes; quote the value, e.g. 'paths.cache_dir=\"/tmp/données\"'",
+    ),
+    (
         ["strategy=pretrain_finetune", "strategy/params@strategy.finetune.params=most"],
         "strategy/params=most is not an option of strategy/params; choose one of frozen_backbone, full, lora, partial",
     ),

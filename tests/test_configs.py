@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import hydra
+import numpy as np
 import pytest
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -177,7 +178,7 @@ def test_every_source_config_reads_its_format(source, emt_extxyz, tmp_path):
             np.savez(
                 path,
                 z=np.array([8, 1, 1]),
-                R=np.random.default_rng(0).normal(size=(40, 3, 3)),
+                R=_conformers(0, 40, 3),
                 E=np.arange(40.0),
                 F=np.zeros((40, 3, 3)),
             )
@@ -188,7 +189,7 @@ def test_every_source_config_reads_its_format(source, emt_extxyz, tmp_path):
                 for name, n in (("H2O1", 3), ("H3N1", 4)):
                     g = f.create_group(name)
                     g["atomic_numbers"] = np.array([8, 1, 1, 1][:n]) if n == 3 else np.array([7, 1, 1, 1])
-                    g["coordinates"] = np.random.default_rng(1).normal(size=(30, n, 3))
+                    g["coordinates"] = _conformers(1, 30, n)
                     g["wb97x_dz.energy"] = np.linspace(-76, -75, 30)
                     g["wb97x_dz.forces"] = np.zeros((30, n, 3))
         overrides = [
@@ -211,3 +212,9 @@ def test_label_and_eval_roots_compose():
     assert compose_config("label", []).label.name == "builtin"
     assert compose_config("eval", ["ckpt=x.ckpt", *BASE]).ckpt == "x.ckpt"
     assert Path(CONF / "train.yaml").is_file()
+
+
+def _conformers(seed: int, count: int, n_atoms: int) -> np.ndarray:
+    """`count` geometries of `n_atoms` atoms 1 Å apart on a line, jiggled (readers refuse atoms closer than 0.3 Å)."""
+    line = np.arange(n_atoms)[:, None] * np.array([1.0, 0.0, 0.0])
+    return line + np.random.default_rng(seed).normal(scale=0.05, size=(count, n_atoms, 3))

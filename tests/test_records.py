@@ -71,3 +71,11 @@ def test_a_written_record_round_trips_and_nonfinite_metrics_read_as_missing(tmp_
     assert loaded.metric("test", "dft", "forces_mae") == 12.5
     assert loaded.metric("test", "dft", "energy_mae") is None and loaded.metric("val", "dft", "forces_mae") is None
     assert [p.name for p in tmp_path.iterdir()] == [FILENAME]  # no temporary file left beside it
+
+
+def test_a_schema_1_zero_label_cost_reads_as_unknown():
+    """Schema 1 wrote 0.0 for a cost the data did not record; no label is free, so it reads as None (unknown)."""
+    data = json.loads((LEGACY / "scratch.json").read_text())
+    data["label_cost_cpu_s"] = {"dft": 0.0, "gfn2": 12.5}
+    record = RunRecord.from_json(json.dumps(data))
+    assert record.label_cost_cpu_s == {"dft": None, "gfn2": 12.5}

@@ -122,7 +122,7 @@ def row(run: Run, relative_to: Path | None = None) -> dict:
     _flat("strategy", strategy, out)
     for key, values in (("n_train", r.n_train), ("label_cost_cpu_s", r.label_cost_cpu_s)):
         _flat(key, values, out)
-        out[key] = sum(values.values()) if values else None
+        out[key] = sum(values.values()) if values and None not in values.values() else None
     out.update(epochs=r.epochs, best_epoch=r.best_epoch, stopped=r.stopped, wall_s=r.wall_s)
     out["pretrain_wall_s"] = r.pretrain.wall_s if r.pretrain else None
     _flat_metrics("", r.metrics, out)

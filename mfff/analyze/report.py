@@ -14,7 +14,7 @@ from mfff.analyze.checkpoints import Predictions, atom_features, load_checkpoint
 from mfff.analyze.collect import Collection, Run, collect, row, to_csv, to_markdown
 from mfff.analyze.planner import pareto_front, plan
 from mfff.analyze.similarity import linear_cka, mean_cca
-from mfff.analyze.studies import cost_points, heads, learning_curves, transfer
+from mfff.analyze.studies import cost_points, has_cost, heads, learning_curves, transfer
 from mfff.errors import UserError
 from mfff.records import FILENAME, RunRecord
 from mfff.runs.report import UNITS
@@ -103,16 +103,21 @@ def analyse(cfg) -> dict:
         plots.learning_curves_plot(curves, target, metric, unit, out / "learning_curves.png")
         sections.append("## Learning curves\n\n![learning curves](learning_curves.png)\n")
     points = cost_points(runs, target, metric, split)
+    unknown = sum(not has_cost(run) for run in runs)
+    left_out = (f"\n{unknown} of {len(runs)} runs are left out: their data files do not record the cost of every "
+                "label (label_cost_cpu_s is null).\n" if unknown and points else "")  # fmt: skip
     if points:
         plots.cost_plot(points, target, metric, unit, out / "cost_accuracy.png")
         front = "\n".join(f"- {p.label}, {p.family}: {p.error:.4g} {unit} for {p.cost:.4g} CPU s"
                           for p in pareto_front(points))  # fmt: skip
-        sections.append(f"## Cost and accuracy\n\n![cost and accuracy](cost_accuracy.png)\n\nPareto front:\n{front}\n")
+        sections.append(f"## Cost and accuracy\n\n![cost and accuracy](cost_accuracy.png)\n{left_out}\nPareto front:\n"
+                        f"{front}\n")  # fmt: skip
         if cfg.plan.target_error is not None or cfg.plan.budget is not None:
             answers = plan(points, cfg.plan.target_error, cfg.plan.budget)
             sections.append("Plan:\n" + "\n".join(f"- {a.describe('CPU s', unit)}" for a in answers) + "\n")
     else:
-        sections.append("## Cost and accuracy\n\nNo run records a label cost (its data files have none).\n")
+        sections.append("## Cost and accuracy\n\nNo run records a label cost (its data files do not record the cost of "
+                        "every label: label_cost_cpu_s is null).\n")  # fmt: skip
     if cfg.similarity.checkpoints:
         sections.append(similarity_section(cfg, out))
     if cfg.parity.checkpoints:

@@ -111,14 +111,19 @@ def learning_curves(runs: list[Run], target: str, metric: str, split: str) -> li
     return curves
 
 
+def has_cost(run: Run) -> bool:
+    costs = run.record.label_cost_cpu_s
+    return bool(costs) and None not in costs.values()
+
+
 def cost_points(runs: list[Run], target: str, metric: str, split: str) -> list[Point]:
-    """Each run's total recorded label cost (CPU s) and its `target` error; runs without a recorded cost are left
-    out (files that record none give 0)."""
+    """Each run's total recorded label cost (CPU s) and its `target` error; runs whose data does not record the cost
+    of every label (a None cost) are left out (`unknown_cost` counts them)."""
     points = []
     for run in runs:
         costs = run.record.label_cost_cpu_s
         error = run.metric(split, target, metric)
-        if error is None or not costs or sum(costs.values()) <= 0:
+        if error is None or not has_cost(run):
             continue
         n_train = run.record.n_train
         label = ", ".join(f"{f}={n}" for f, n in sorted(n_train.items())) + f" (seed {run.record.seed})"

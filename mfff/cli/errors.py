@@ -69,6 +69,12 @@ def hydra_error_line(error: HydraException) -> str | None:
             return f"{group}= needs an option; choose one of {options}"
         return f"{group}={choice} is not an option of {group}; choose one of {options}"
     if isinstance(error, OverrideParseException):
+        key, _, value = str(error.override).partition("=")
+        if not value.isascii() and not value.startswith(("'", '"')):  # Hydra's grammar: non-ASCII only when quoted
+            return (
+                f"cannot parse the override {error.override!r}: its value has non-ASCII characters, which Hydra "
+                f"takes only in quotes; quote the value, e.g. '{key}=\"{value}\"' (the single quotes for the shell)"
+            )
         reason = error.message.splitlines()[0]
         return (
             f"cannot parse the override {error.override!r}: {reason}; quote values with brackets or commas, e.g. "

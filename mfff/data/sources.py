@@ -360,9 +360,10 @@ class FidelitySource(pl.LightningDataModule):
         return pool, {"test": [s for s in structures if s.group in held]}, None
 
     @property
-    def label_cost(self) -> float:
-        """CPU seconds of the training labels, where the file records them (0 otherwise)."""
-        return float(np.nansum([s.cost for s in self.train]))
+    def label_cost(self) -> float | None:
+        """CPU seconds of the training labels; None (unknown) unless the file records the cost of every one."""
+        costs = [s.cost for s in self.train]
+        return float(sum(costs)) if costs and all(np.isfinite(costs)) else None
 
     def stats(self, use_forces: bool = True) -> SourceStats:
         """Training-set statistics; with use_forces=False the force labels are not touched."""

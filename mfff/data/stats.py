@@ -23,7 +23,7 @@ class SourceStats:
     energy_scale: float  # eV, RMS of the energy residual after E0
     avg_neighbours: float
     n_train: int
-    label_cost: float  # CPU seconds of the training labels (0 where the file does not record them)
+    label_cost: float | None  # CPU seconds of the training labels; None where the file does not record them all
     elements: list[int]
 
     @property

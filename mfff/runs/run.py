@@ -17,6 +17,7 @@ from mfff.runs.fit import processes_per_node
 from mfff.runs.preemption import requeue, slurm_job_id, slurm_record
 from mfff.runs.report import UNITS, format_summary
 from mfff.runs.resume import AUTO
+from mfff.runs.run_lock import run_dir_lock
 from mfff.train.checks import check_train_config
 from mfff.train.settings import config_hash
 from mfff.train.strategies import Strategy
@@ -27,7 +28,13 @@ log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig, run_choices: dict | None = None) -> RunRecord:
+    """Train as the config says, in its run dir (`paths.output_dir`), which no other mfff-train may use meanwhile."""
     check_train_config(cfg)
+    with run_dir_lock(Path(cfg.paths.output_dir)):
+        return _train(cfg, run_choices)
+
+
+def _train(cfg: DictConfig, run_choices: dict | None) -> RunRecord:
     threads = choose_threads(cfg.get("threads", "auto"), processes_per_node(cfg.trainer), cfg.data.num_workers)
     apply_threads(threads)
     log.info("using %s", threads)

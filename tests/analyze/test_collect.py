@@ -74,3 +74,17 @@ def test_bad_paths_are_named(tmp_path, sweep):
     (sweep / "1" / "metrics.json").write_text("{not json")
     with pytest.raises(UserError, match="1/metrics.json is not valid JSON"):
         collect([sweep])
+
+
+def test_an_unrecorded_label_cost_stays_unknown_and_leaves_the_cost_plot(tmp_path):
+    from mfff.analyze.studies import cost_points
+
+    known = _record("scratch", 0, {"dft": 10}, {"dft": 90.0})
+    unknown = {**_record("scratch", 1, {"dft": 10}, {"dft": 95.0}), "schema": 2, "label_cost_cpu_s": {"dft": None}}
+    _write(tmp_path / "runs" / "0", known)
+    _write(tmp_path / "runs" / "1", unknown)
+    runs = collect([tmp_path / "runs"]).runs
+    rows = {r.record.seed: row(r) for r in runs}
+    assert rows[0]["label_cost_cpu_s"] == 20.0 and rows[1]["label_cost_cpu_s"] is None
+    points = cost_points(runs, "dft", "forces_mae", "test")
+    assert [(p.cost, p.error) for p in points] == [(20.0, 90.0)]

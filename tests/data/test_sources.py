@@ -174,3 +174,23 @@ def test_sizes_must_be_counts_or_fractions(emt_extxyz, value):
 
 def ase_structures(path):
     return ASEReader(path, energy_key="energy_emt", forces_key="forces_emt").read()
+
+
+def test_label_cost_is_unknown_unless_every_training_label_records_one(emt_extxyz, tmp_path):
+    unrecorded = _source(emt_extxyz, split="random", n_train=20)
+    unrecorded.setup()
+    assert unrecorded.label_cost is None and unrecorded.stats().label_cost is None  # not 0.0: nothing was free
+    frames = ase.io.read(emt_extxyz, ":")
+    for i, atoms in enumerate(frames):
+        atoms.info["cpu_s"] = 0.5 + i
+    ase.io.write(tmp_path / "costed.extxyz", frames)
+    reader = ASEReader(tmp_path / "costed.extxyz", energy_key="energy_emt", forces_key="forces_emt", cost_key="cpu_s")
+    costed = FidelitySource("emt", reader, split="random", n_train=20)
+    costed.setup()
+    assert costed.label_cost == pytest.approx(sum(s.cost for s in costed.train)) and costed.label_cost >= 20 * 0.5
+    for atoms in frames[1:]:  # labels without their cost: the total is unknown, not an undercount
+        del atoms.info["cpu_s"]
+    ase.io.write(tmp_path / "partly.extxyz", frames)
+    partly = FidelitySource("emt", reader.for_file(tmp_path / "partly.extxyz"), split="random", n_train=20)
+    partly.setup()
+    assert partly.label_cost is None
