@@ -18,7 +18,8 @@ from mfff.errors import Interrupted, TrainingDiverged
 from mfff.runs.checkpoint_io import AtomicCheckpointIO
 from mfff.runs.loggers import HistoryCSVLogger
 from mfff.runs.preemption import Preempted, SaveOnSignal
-from mfff.runs.quiet import quiet_lightning, resuming_quietly
+from mfff.runs.progress import EpochLine, show_bar
+from mfff.runs.quiet import quiet_lightning, restoring_quietly, resuming_quietly
 from mfff.runs.resume import latest_checkpoint, resume_point
 from mfff.runs.wandb_run import describe as describe_wandb
 from mfff.runs.wandb_run import finish as finish_wandb
@@ -119,10 +120,12 @@ def run_stage(
     quiet_lightning()
     # Lightning warns when an epoch has fewer steps than the logging interval: log at least once an epoch
     steps = math.ceil(data.composition.steps / (processes_per_node(cfg.trainer) * int(cfg.trainer.get("num_nodes", 1))))
+    bar = show_bar(cfg.trainer.get("enable_progress_bar", True))
     trainer: pl.Trainer = instantiate(
         cfg.trainer,
         log_every_n_steps=max(1, min(int(cfg.trainer.get("log_every_n_steps") or 50), steps)),
-        callbacks=instantiate_dict(cfg.get("callbacks")),
+        enable_progress_bar=bar,
+        callbacks=[*instantiate_dict(cfg.get("callbacks")), *([] if bar else [EpochLine()])],
         logger=_loggers(cfg, append=bool(resume)),
         plugins=[AtomicCheckpointIO()],
     )
@@ -149,10 +152,12 @@ def _fit_and_evaluate(trainer: pl.Trainer, module, data, stage: Stage, output_di
     stopped, epochs, steps = stop_reason(trainer), int(trainer.current_epoch), int(trainer.global_step)
     flat = {}
     try:
-        results = [
-            *trainer.validate(module, datamodule=data, ckpt_path=best, verbose=False),
-            *trainer.test(module, datamodule=data, ckpt_path=best, verbose=False),
-        ]
+        log.info("stage %s: evaluating the best checkpoint %s", stage.name, best)
+        with restoring_quietly():  # Lightning says so twice more (validate, test)
+            results = [
+                *trainer.validate(module, datamodule=data, ckpt_path=best, verbose=False),
+                *trainer.test(module, datamodule=data, ckpt_path=best, verbose=False),
+            ]
     except SIGTERMException as err:  # training is done: resuming only evaluates
         raise interrupted(trainer, stage, err, output_dir, last) from err
     for result in results:

@@ -34,3 +34,23 @@ def resuming_quietly(resuming: bool):
         if resuming:
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
         yield
+
+
+class _DropRestoring(logging.Filter):
+    """Lightning's 'Restoring states from the checkpoint path ...' / 'Loaded model weights from the checkpoint ...'."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not message.startswith(("Restoring states from the checkpoint path", "Loaded model weights from"))
+
+
+@contextlib.contextmanager
+def restoring_quietly():
+    """Around evaluating a checkpoint the run has already named."""
+    rank_zero = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    drop = _DropRestoring()
+    rank_zero.addFilter(drop)
+    try:
+        yield
+    finally:
+        rank_zero.removeFilter(drop)

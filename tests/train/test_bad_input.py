@@ -167,6 +167,11 @@ def test_a_run_ends_with_its_test_errors_and_without_noise(tmp_path, caplog, cap
     noise = ("was called before the ``update``", "LeafSpec", "smaller than the logging interval")
     assert not [str(w.message) for w in caught if any(n in str(w.message) for n in noise)]
     assert "litlogger" not in caplog.text and "using 1 CPU thread" in caplog.text
+    # not on a terminal (pytest captures stderr): a line per epoch instead of a progress bar; the best checkpoint
+    # is named once, not restored aloud by validate and test again
+    assert re.search(r"epoch 1/1: train/loss [\d.e+-]+, val/loss [\d.e+-]+ \([\d.]+ s\)", caplog.text), caplog.text
+    assert "Restoring states from the checkpoint path" not in caplog.text
+    assert caplog.text.count("evaluating the best checkpoint") == 1
     printed = capsys.readouterr().out
     assert "test set  fidelity  energy MAE [meV]  energy/atom MAE [meV/atom]  forces MAE [meV/Å]" in printed
     forces = record.metrics["test_mol"]["gfn1"]["forces_mae"]
@@ -213,3 +218,11 @@ def test_a_bad_finetune_setting_is_refused_before_the_pretraining(tmp_path):
     with pytest.raises(UserError, match="trainer.max_epochs='abc' must be a whole number >= -1"):
         train(cfg)
     assert not (tmp_path / "cache").exists()  # nothing was pre-trained
+
+
+def test_the_progress_bar_is_shown_only_on_a_terminal(monkeypatch):
+    from mfff.runs.progress import show_bar
+
+    for terminal in (True, False):
+        monkeypatch.setattr(sys.stderr, "isatty", lambda terminal=terminal: terminal)
+        assert show_bar(True) is terminal and show_bar(False) is False
