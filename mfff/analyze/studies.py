@@ -118,7 +118,7 @@ def has_cost(run: Run) -> bool:
 
 def cost_points(runs: list[Run], target: str, metric: str, split: str) -> list[Point]:
     """Each run's total recorded label cost (CPU s) and its `target` error; runs whose data does not record the cost
-    of every label (a None cost) are left out (`unknown_cost` counts them)."""
+    of every label (a None cost, see `has_cost`) are left out."""
     points = []
     for run in runs:
         costs = run.record.label_cost_cpu_s

@@ -42,13 +42,27 @@ class EpochCounter(Sampler):
         return self.size
 
 
-class Proportional:
-    """Every structure once per epoch, shuffled together; each pass ends with a short batch, as a DataLoader's."""
+class _Mix(abc.ABC):
+    """How one sampling mode fills the batches of training fidelities with these sizes."""
 
-    mode = SamplingMode.PROPORTIONAL
+    mode: SamplingMode
 
     def __init__(self, sizes: dict[str, int], batch_size: int):
         self.names, self.sizes, self.batch_size = sorted(sizes), dict(sizes), batch_size
+
+    @abc.abstractmethod
+    def expected(self) -> dict[str, float]:
+        """The expected count of each fidelity in a batch."""
+
+    @abc.abstractmethod
+    def plan(self, rng: np.random.Generator, n_batches: int) -> list[list[tuple[str, int]]]:
+        """`n_batches` batches of (fidelity, index within its training set)."""
+
+
+class Proportional(_Mix):
+    """Every structure once per epoch, shuffled together; each pass ends with a short batch, as a DataLoader's."""
+
+    mode = SamplingMode.PROPORTIONAL
 
     def expected(self) -> dict[str, float]:
         total = sum(self.sizes.values())
@@ -66,17 +80,8 @@ class Proportional:
         return batches[:n_batches]
 
 
-class _SlotMix(abc.ABC):
+class _SlotMix(_Mix):
     """A mode that decides every batch's count per fidelity, then fills the slots from each fidelity's own cycle."""
-
-    mode: SamplingMode
-
-    def __init__(self, sizes: dict[str, int], batch_size: int):
-        self.names, self.sizes, self.batch_size = sorted(sizes), dict(sizes), batch_size
-
-    @abc.abstractmethod
-    def expected(self) -> dict[str, float]:
-        """The expected count of each fidelity in a batch."""
 
     @abc.abstractmethod
     def counts(self, rng: np.random.Generator) -> dict[str, int]:
@@ -185,7 +190,7 @@ class Composition:
                                 f"{owner.value} or drop it")  # fmt: skip
         self.sizes, self.batch_size, self.names = dict(sizes), int(batch_size), sorted(sizes)
         if mode is SamplingMode.RATIOS:
-            self.mix: Proportional | Ratios | Fixed = Ratios(self.sizes, self.batch_size, dict(ratios or {}))
+            self.mix: _Mix = Ratios(self.sizes, self.batch_size, dict(ratios or {}))
         elif mode is SamplingMode.FIXED:
             self.mix = Fixed(self.sizes, self.batch_size, dict(fixed or {}))
         else:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import inspect
 import re
 
 import hydra
@@ -11,6 +10,7 @@ from hydra.errors import InstantiationException
 
 from mfff.errors import UserError
 from mfff.utils.errors import find_cause
+from mfff.utils.values import keyword_parameters
 
 UNLOCATABLE = re.compile(r"Error locating target '([^']+)'.*?(?:full_key: (\S+))?$", re.S)
 FAILED_CALL = re.compile(r"Error in call to target '([^']+)':\n(\w+)\((.*)\)(?:\nfull_key: (\S+))?$", re.S)
@@ -66,9 +66,6 @@ def failed_call_line(message: str, key: str | None) -> str | None:
 
 def _options(target: str) -> list[str]:
     try:
-        function = hydra.utils.get_object(target)
-        parameters = inspect.signature(function).parameters.values()
+        return [p.name for p in keyword_parameters(hydra.utils.get_object(target))]
     except (ImportError, AttributeError, TypeError, ValueError):
         return []
-    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return [p.name for p in parameters if p.kind in kinds and p.name != "self"]

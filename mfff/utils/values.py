@@ -37,11 +37,17 @@ def positive_number(value, key: str, what: str = "a positive number") -> float:
     return float(value)
 
 
+def keyword_parameters(function) -> list[inspect.Parameter]:
+    """The arguments `function` (or a class's constructor) takes by keyword, in order, without `self`."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p for p in inspect.signature(function).parameters.values() if p.kind in kinds and p.name != "self"]
+
+
 def options_for(function, options: dict, key: str) -> dict:
     """`options` checked against `function`'s keyword arguments: a missing or unknown one is a UserError naming
     `key.<option>` and the options there are."""
     parameters = inspect.signature(function).parameters
-    named = {n: p for n, p in parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    named = {p.name: p for p in keyword_parameters(function)}
     unknown = sorted(set(options) - set(named))
     if unknown and not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
         raise UserError(f"{key}.{unknown[0]} is not an option; the options are {', '.join(named)}")

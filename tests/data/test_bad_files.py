@@ -92,3 +92,15 @@ def test_two_atoms_at_one_position_are_named(tmp_path):
     path.write_text("\n".join(text) + "\n")
     with pytest.raises(UserError, match="^" + re.escape(f"structure 1 in {path}: atoms 1 and 2 are 0.000 Å apart")):
         ASEReader(path, energy_key="energy", forces_key="forces").read()
+
+
+def test_atoms_close_through_a_periodic_boundary_are_named():
+    from mfff.data.readers.base import check_finite_positions
+    from mfff.data.structure import Structure
+
+    cell = Structure(numbers=np.array([1, 1]), positions=np.array([[0.1, 0.0, 0.0], [9.95, 0.0, 0.0]]),
+                     cell=np.eye(3) * 10.0, pbc=np.ones(3, dtype=bool))  # fmt: skip
+    with pytest.raises(UserError, match=re.escape("structure 0 in x.extxyz: atoms 0 and 1 are 0.150 Å apart")):
+        check_finite_positions(cell, 0, "x.extxyz")
+    molecule = Structure(numbers=cell.numbers, positions=cell.positions)  # no cell: 9.85 Å apart, fine
+    check_finite_positions(molecule, 0, "x.extxyz")

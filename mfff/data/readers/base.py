@@ -7,6 +7,7 @@ import copy
 from pathlib import Path
 
 import numpy as np
+from vesin import NeighborList
 
 from mfff.data.structure import Structure
 from mfff.errors import UserError
@@ -79,23 +80,27 @@ def checked_energy(value, index: int, path: Path, key: str) -> float:
 
 
 MIN_DISTANCE = 0.3  # Å: shorter than any chemical bond (H2: 0.74); closer atoms are a corrupt geometry
+_CLOSE_PAIRS = NeighborList(cutoff=MIN_DISTANCE, full_list=False)
 
 
 def check_finite_positions(structure: Structure, index: int, path: Path) -> None:
-    """Finite positions, and no two atoms closer than MIN_DISTANCE (in the cell; periodic images are not checked):
-    either would otherwise surface as a diverged training."""
+    """Finite positions, and no two atoms closer than MIN_DISTANCE (periodic images too, in a cell periodic in all
+    three directions): either would otherwise surface as a diverged training."""
     positions = structure.positions
     if not np.all(np.isfinite(positions)):
         raise UserError(f"structure {index} in {path} has non-finite (NaN/inf) positions; fix or remove it")
     if len(positions) < 2:
         return
-    distances = np.linalg.norm(positions[:, None, :] - positions[None, :, :], axis=-1)
-    distances[np.diag_indices(len(positions))] = np.inf
-    closest = np.unravel_index(np.argmin(distances), distances.shape)
-    if distances[closest] < MIN_DISTANCE:
-        i, j = sorted(int(k) for k in closest)
+    periodic = bool(np.all(structure.pbc))
+    box = np.asarray(structure.cell, dtype=np.float64) if periodic else np.zeros((3, 3))
+    # vesin (the periodic neighbour list mfff trains with): pairs within MIN_DISTANCE, without an n x n matrix
+    i, j, d = _CLOSE_PAIRS.compute(points=np.asarray(positions, dtype=np.float64), box=box, periodic=periodic,
+                                   quantities="ijd")  # fmt: skip
+    if len(d):
+        k = int(np.argmin(d))
+        first, second = sorted((int(i[k]), int(j[k])))
         raise UserError(
-            f"structure {index} in {path}: atoms {i} and {j} are {distances[closest]:.3f} Å apart (closer than "
+            f"structure {index} in {path}: atoms {first} and {second} are {d[k]:.3f} Å apart (closer than "
             f"{MIN_DISTANCE} Å: a corrupt geometry, or positions in the wrong unit, see reader.length_unit); fix or "
             "remove it"
         )
