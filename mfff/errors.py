@@ -43,21 +43,28 @@ class Interrupted(RuntimeError):
     """
 
     def __init__(self, signal: str, stage: str | None, epoch: int, step: int, checkpoint: str | None,
-                 by_path: bool = True):  # fmt: skip
+                 by_path: bool = True, disk: str | None = None):  # fmt: skip
         super().__init__(signal, stage, epoch, step, checkpoint)
         self.signal, self.stage, self.epoch, self.step, self.checkpoint = signal, stage, epoch, step, checkpoint
         self.by_path, self.requeued = by_path, None
+        self.disk = disk  # a full disk stopped the run (signal ENOSPC / EDQUOT): where, e.g. "no space left in <dir>"
+        self.record_written = True  # False where not even metrics.json fitted on the disk
 
     def record(self) -> dict:
         return {"signal": self.signal, "stage": self.stage, "epoch": self.epoch, "step": self.step,
-                "checkpoint": self.checkpoint, "requeued": self.requeued}  # fmt: skip
+                "checkpoint": self.checkpoint, "requeued": self.requeued, "disk": self.disk}  # fmt: skip
 
     def __str__(self) -> str:
+        free = "free space there, then " if self.disk else ""
         if not self.checkpoint:
-            where = "nothing saved"
+            where = "nothing saved" + (f"; {free}run the same command again" if self.disk else "")
         elif self.requeued:
             where = f"saved {self.checkpoint}; requeued as SLURM job {self.requeued}, which continues from it"
         else:
             by_path = f", or resume={self.checkpoint}" if self.by_path else ""
-            where = f"saved {self.checkpoint}; continue with the same command and resume=auto{by_path}"
-        return f"interrupted by {self.signal} in stage {self.stage} at epoch {self.epoch} (step {self.step}): {where}"
+            kept = "kept the last good checkpoint" if self.disk else "saved"
+            where = f"{kept} {self.checkpoint}; {free}continue with the same command and resume=auto{by_path}"
+        if not self.record_written:
+            where += " (metrics.json could not be written either)"
+        cause = f"stopped by a full disk: {self.disk}," if self.disk else f"interrupted by {self.signal}"
+        return f"{cause} in stage {self.stage} at epoch {self.epoch} (step {self.step}): {where}"

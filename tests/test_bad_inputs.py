@@ -168,3 +168,112 @@ def test_mfff_label_refuses_an_unknown_option_in_one_line(tmp_path, monkeypatch,
     code, err = _run(label_cli, "mfff-label", ["label=nope", f"hydra.run.dir={tmp_path}"], monkeypatch, capsys)
     assert code == 2
     assert _one_line(err, "mfff-label") == "label=nope is not an option of label; choose one of builtin, tiny"
+
+
+OWN_DATA = [
+    "--config-dir", "myconf", "data=mine", "strategy=scratch", "trainer.max_epochs=1",
+]  # fmt: skip
+OWN_DATA_CASES = [
+    # files: missing, a directory, unreadable, or given twice over
+    (
+        ["strategy=pretrain_finetune", "strategy.pretrain.fidelities=[xtb]", "data.sources.xtb.train=data/gone.xyz"],
+        "data file data/gone.xyz (from data.sources.xtb.train) does not exist; check the path or generate the data",
+    ),  # the pre-training cache key read the file first: a FileNotFoundError traceback before
+    (["data.sources.dft.test=data/gone.xyz"], "data file data/gone.xyz (from data.sources.dft.test) does not exist"),
+    (["data.sources.dft.val=data"], "data file data (from data.sources.dft.val) is a directory; give a file in it"),
+    (
+        ["data.sources.dft.train=null"],
+        "data.sources.dft has only test files (test=data/dft_test.xyz); training needs a training file: set "
+        "data.sources.dft.train (test files alone serve mfff-eval)",
+    ),
+    (["data.sources.dft.train=data/empty.xyz"], "ASE cannot read data/empty.xyz: Empty file"),
+    (
+        ["data.sources.dft.train=data/garbage.xyz"],
+        "ASE cannot read data/garbage.xyz: ase.io.extxyz: Expected xyz header",
+    ),
+    (
+        ["data.sources.dft.reader.path=data/dft_train.xyz"],
+        "data.sources.dft names both reader.path (data/dft_train.xyz) and train/val/test files; give one",
+    ),
+    # label keys and units
+    (
+        ["data.sources.dft.reader.energy_key=E"],
+        "energy label key 'E' (reader.energy_key) was not found in data/dft_train.xyz; info keys there include: "
+        "energy, molecule",
+    ),
+    (
+        ["data.sources.dft.reader.forces_key=F"],
+        "forces label key 'F' (reader.forces_key) was not found in data/dft_train.xyz; per-atom arrays there: forces",
+    ),  # the extxyz calculator's `forces` were not listed before ("(none)")
+    (
+        ["data.sources.dft.reader.energy_unit=furlong"],
+        "unknown energy unit 'furlong' in reader.energy_unit; use one of",
+    ),
+    (["data.sources.dft.reader.length_unit=mile"], "unknown length unit 'mile' in reader.length_unit; use one of"),
+    # checkpoints that are not
+    (["resume=data/dft_train.xyz"], "data/dft_train.xyz is not a readable PyTorch checkpoint"),
+    (
+        ["strategy=finetune", "strategy.from=data/dft_train.xyz"],
+        "data/dft_train.xyz is not a readable PyTorch checkpoint",
+    ),
+    (["strategy=finetune", "strategy.from=data"], "strategy.from=data is a directory without a checkpoint"),
+]
+
+
+@pytest.fixture(scope="module")
+def own_data_files(tmp_path_factory):
+    """The README's own-data file and stand-in data files (its export block), plus an empty and a garbage file."""
+    from mfff.data import builtin
+    from tests.test_readme import tagged_blocks
+
+    root = tmp_path_factory.mktemp("own_data")
+    (config,) = [block for block in tagged_blocks("own-data") if block["file"]]
+    (root / config["file"]).parent.mkdir(parents=True)
+    (root / config["file"]).write_text(config["code"])
+    for name, fidelity in (("xtb", "gfn2"), ("dft", "dft")):
+        for split in ("train", "test"):
+            builtin.export(root / f"data/{name}_{split}.xyz", fidelity, split, ["HCN", "H2CO"], per_molecule=8)
+    (root / "data" / "empty.xyz").write_text("")
+    (root / "data" / "garbage.xyz").write_text("garbage here\n")
+    return root
+
+
+@pytest.fixture
+def own_data(own_data_files, tmp_path, monkeypatch):
+    """A working dir holding the files (the README's relative paths), with its own run dir and cache."""
+    for entry in own_data_files.iterdir():
+        (tmp_path / entry.name).symlink_to(entry)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(("overrides", "message"), OWN_DATA_CASES, ids=[" ".join(c[0]) for c in OWN_DATA_CASES])
+def test_own_data_bad_input_is_one_line(overrides, message, own_data, monkeypatch, capsys):
+    args = [*OWN_DATA, f"hydra.run.dir={own_data}/run", f"paths.cache_dir={own_data}/cache", *overrides]
+    code, err = _run(train_cli, "mfff-train", args, monkeypatch, capsys)
+    assert code == 2, err[-2000:]
+    assert _one_line(err, "mfff-train").startswith(message)
+    assert not (own_data / "run" / "metrics.json").exists()
+
+
+def test_mfff_eval_bad_test_file_input_is_one_line(multihead_run, tmp_path, monkeypatch, capsys):
+    checkpoint = multihead_run[1]["best_checkpoint"]
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(open(checkpoint, "rb").read()[:5000])  # a copy cut short, as by a full disk
+    cases = [
+        ([f"ckpt={checkpoint}", "test=gone.xyz", "head=gfn2"], "data file gone.xyz (from test) does not exist"),
+        (
+            [f"ckpt={checkpoint}", f"test={checkpoint}", "head=dft"],
+            "head=dft is not a head of the checkpoint; its heads: gfn1, gfn2",
+        ),  # fmt: skip
+        ([f"ckpt={truncated}", f"test={checkpoint}"], f"{truncated} is not a readable PyTorch checkpoint"),
+        (
+            [f"ckpt={checkpoint}", f"test={checkpoint}"],
+            f"test={checkpoint}: the checkpoint has heads gfn1, gfn2; say which fidelity the file's labels are with "
+            "head=<one of them>",
+        ),
+    ]
+    for args, message in cases:
+        code, err = _run(eval_cli, "mfff-eval", [*args, f"hydra.run.dir={tmp_path}/eval"], monkeypatch, capsys)
+        assert code == 2, err[-2000:]
+        assert _one_line(err, "mfff-eval").startswith(message), args

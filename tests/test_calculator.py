@@ -29,3 +29,46 @@ def test_calculator_energy_forces_and_heads(multihead_run):
     assert atoms.calc.heads() == ["gfn1", "gfn2"]
     with pytest.raises(UserError, match="the model has no head for fidelity 'dft'; its heads are gfn1, gfn2"):
         MFFFCalculator(metrics["best_checkpoint"], fidelity="dft")
+
+
+def _water(**kwargs):
+    from ase import Atoms
+
+    return Atoms("OH2", positions=kwargs.pop("positions", [[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]]), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("atoms", "message"),
+    [
+        (molecule("SiH4"), "element(s) Si never appeared in this model's training data (H, C, N, O)"),
+        (
+            _water(positions=[[0, 0, 0], [0, 0, 0], [-0.24, 0.93, 0]]),
+            "the atoms given to MFFFCalculator (H2O) has atoms 0 and 1 0.000 Å apart (closer than 0.3 Å)",
+        ),
+        (
+            _water(positions=[[0, 0, 0], [np.nan, 0, 0], [-0.24, 0.93, 0]]),
+            "the atoms given to MFFFCalculator (H2O) has non-finite (NaN/inf) positions",
+        ),
+        (
+            _water(pbc=True),
+            "the atoms given to MFFFCalculator (H2O) is periodic (pbc=[True, True, True]) but its cell has no volume",
+        ),
+    ],
+    ids=["unknown element", "overlapping atoms", "NaN position", "periodic without a cell"],
+)
+def test_calculator_refuses_atoms_it_cannot_evaluate(multihead_run, atoms, message):
+    """Each of these gave NaN, a silently wrong number or a vesin traceback before."""
+    atoms.calc = MFFFCalculator(multihead_run[1]["best_checkpoint"], fidelity="gfn2")
+    with pytest.raises(UserError) as error:
+        atoms.get_potential_energy()
+    assert str(error.value).startswith(message)
+
+
+def test_calculator_needs_a_fidelity_only_where_there_is_a_choice(multihead_run, tmp_path):
+    with pytest.raises(UserError, match="has heads gfn1, gfn2: choose one with fidelity=<head>"):
+        MFFFCalculator(multihead_run[1]["best_checkpoint"])
+    with pytest.raises(UserError, match="checkpoint=/nonexistent does not exist"):
+        MFFFCalculator("/nonexistent")
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    with pytest.raises(UserError, match="is not a readable PyTorch checkpoint"):
+        MFFFCalculator(tmp_path / "notes.txt")

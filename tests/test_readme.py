@@ -12,11 +12,9 @@ from pathlib import Path
 import ase.io
 import hydra
 import pytest
-from ase.calculators.singlepoint import SinglePointCalculator
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
-from mfff.data import builtin
 from mfff.train.checks import check_train_config
 from tests.helpers import compose_config
 
@@ -31,59 +29,74 @@ def tagged_blocks(group: str) -> list[dict]:
     return [m.groupdict() for m in TAGGED.finditer(README.read_text()) if m["group"] == group]
 
 
-def write_user_files(directory: Path) -> None:
-    """What a user brings: extxyz files with `energy` and `forces` (as ASE writes a calculator's results)."""
-    molecules = ["HCN", "H2CO", "CH3OH"]
-    for fidelity, name, per_molecule in (("dft", "dft", 16), ("gfn2", "xtb", 24)):
-        for split, part in (("train", slice(0, per_molecule)), ("test", slice(per_molecule, per_molecule + 6))):
-            frames = []
-            for molecule in molecules:
-                for atoms in builtin.load(fidelity, split="train", molecules=[molecule])[part]:
-                    labelled = atoms.copy()
-                    labelled.info = {"molecule": molecule}
-                    labelled.arrays = {k: v for k, v in atoms.arrays.items() if k in ("numbers", "positions")}
-                    labelled.calc = SinglePointCalculator(
-                        labelled, energy=atoms.info[f"energy_{fidelity}"], forces=atoms.arrays[f"forces_{fidelity}"]
-                    )
-                    frames.append(labelled)
-            (directory / "data").mkdir(exist_ok=True)
-            ase.io.write(directory / "data" / f"{name}_{split}.xyz", frames)
+def run_blocks(group: str, directory: Path) -> list[str]:
+    """Run a group's blocks in order in `directory` as a user would paste them: files written, bash and python run.
+    Returns each run block's stdout."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    outputs = []
+    for block in tagged_blocks(group):
+        if block["file"]:
+            (directory / block["file"]).parent.mkdir(parents=True, exist_ok=True)
+            (directory / block["file"]).write_text(block["code"])
+            continue
+        command = ["bash", "-euo", "pipefail", "-c"] if block["lang"] == "bash" else [sys.executable, "-c"]
+        result = subprocess.run([*command, block["code"]], cwd=directory, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, f"{block['code']}\n{result.stderr[-3000:]}"
+        outputs.append(result.stdout)
+    return outputs
 
 
 def test_own_data_recipe_and_ase_snippet_run_as_pasted(tmp_path):
+    """Stand-in files exported from the built-in data (real ωB97X and GFN2-xTB labels), the data file, the
+    pre-train -> fine-tune run, both evaluations and the ASE snippet, in the README's order."""
     blocks = tagged_blocks("own-data")
-    assert [b["lang"] for b in blocks] == ["yaml", "bash", "python"]
-    write_user_files(tmp_path)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    outputs = []
-    for block in blocks:
-        if block["file"]:
-            assert len(block["code"].splitlines()) <= 15 + 1  # the promise: two fidelities in at most 15 lines
-            (tmp_path / block["file"]).parent.mkdir(parents=True, exist_ok=True)
-            (tmp_path / block["file"]).write_text(block["code"])
-            continue
-        command = ["bash", "-euo", "pipefail", "-c"] if block["lang"] == "bash" else [sys.executable, "-c"]
-        result = subprocess.run([*command, block["code"]], cwd=tmp_path, env=env, capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr[-3000:]
-        outputs.append(result.stdout)
+    assert [b["lang"] for b in blocks] == ["python", "yaml", "bash", "bash", "python"]
+    assert len(blocks[1]["code"].splitlines()) <= 15 + 1  # the promise: two fidelities in at most 15 lines
+    exported, printed, test_only, snippet = run_blocks("own-data", tmp_path)
+    assert [len(ase.io.read(tmp_path / "data" / f"{n}.xyz", ":")) for n in ("xtb_train", "dft_train", "dft_test")] == [
+        72, 48, 18
+    ]  # fmt: skip
     record = json.loads((tmp_path / "runs" / "mine" / "metrics.json").read_text())
     assert record["status"] == "finished" and record["strategy"]["name"] == "pretrain_finetune"
     assert record["n_train"] == {"xtb": 72 - 8, "dft": 48 - 5}  # 10% of each training file held out (rounded up)
     assert record["pretrain"]["n_train"] == {"xtb": 64}
     assert set(record["metrics"]["test"]) == {"_all", "dft"}  # _all: the test loss
-    printed = outputs[0]  # mfff-train's table, then mfff-eval's
     assert "forces MAE [meV/Å]" in printed and str(tmp_path / "runs" / "mine" / "metrics.json") in printed
     assert re.search(r"mfff-eval: .* on every structure of the test sets \(dft: test 18 structures\)", printed)
     assert re.search(r"test\s+dft\s+[\d.]+", printed) and "eval_metrics.json" in printed
-    (eval_dir,) = (tmp_path / "outputs" / "eval").iterdir()
-    report = json.loads((eval_dir / "eval_metrics.json").read_text())
-    assert report["test_sizes"] == {"dft": {"test": 18}}  # the fine-tuned model has the dft head only
-    assert report["metrics"]["test"]["dft"]["forces_mae"] == pytest.approx(
-        record["metrics"]["test"]["dft"]["forces_mae"], rel=1e-4
-    )
-    energy_line, *force_lines = outputs[1].strip().splitlines()
+    reports = [
+        json.loads((d / "eval_metrics.json").read_text()) for d in sorted((tmp_path / "outputs" / "eval").iterdir())
+    ]
+    assert len(reports) == 2  # the data config's test sets, then the test file alone: the same 18 structures
+    for report in reports:
+        assert report["test_sizes"] == {"dft": {"test": 18}}  # the fine-tuned model has the dft head only
+        assert report["metrics"]["test"]["dft"]["forces_mae"] == pytest.approx(
+            record["metrics"]["test"]["dft"]["forces_mae"], rel=1e-4
+        )
+    assert "mfff-eval: " in test_only and "data/dft_test.xyz" not in exported
+    energy_line, *force_lines = snippet.strip().splitlines()
     assert energy_line.endswith(" eV") and float(energy_line.split()[0]) < -1000  # a total energy of CH3OH
     assert force_lines[-1].endswith("eV/Å")
+
+
+def test_label_example_runs_as_pasted(tmp_path):
+    """The mfff-label example: a tiny real job (tblite GFN2-xTB, PySCF ωB97X), then its summary; a rerun resumes."""
+    (printed,) = run_blocks("label", tmp_path)
+    frames = ase.io.read(tmp_path / "labelling" / "mine" / "dataset" / "mine.extxyz.gz", ":")
+    assert len(frames) == 24 and sum("energy_gfn2" in f.info for f in frames) == 24
+    dft = [f for f in frames if "energy_dft" in f.info]
+    assert len(dft) == 2 and {f.info["molecule"] for f in dft} == {"H2CO"}
+    assert all(f.info["energy_dft"] < -3000 and f.arrays["forces_dft"].shape == (4, 3) for f in dft)  # eV, H2CO
+    assert "dft: H2CO shard 0000.json done" in printed
+    # the table of labels done / failed / pending, after the run and from summary=true
+    assert (
+        len(re.findall(r"^gfn2\s+24\s+0\s+0\s", printed, re.M))
+        == len(re.findall(r"^dft\s+2\s+0\s+0\s", printed, re.M))
+        == 2
+    )
+    again = run_blocks("label", tmp_path)[0]  # a rerun resumes: every label is done, none is computed again
+    assert "shard" not in again and re.search(r"^dft\s+2\s+0\s+0\s", again, re.M), again
+    assert ase.io.read(tmp_path / "labelling" / "mine" / "dataset" / "mine.extxyz.gz", ":")[0].info == frames[0].info
 
 
 def readme_commands() -> list[str]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from mfff.data.readers.base import existing_file
 from mfff.errors import UserError
 from mfff.runs.fit import nest_metrics
 from mfff.runs.quiet import quiet_lightning
@@ -22,14 +24,15 @@ def evaluate(cfg: DictConfig) -> dict:
     data.sources.<name>.n_test is set (a training run's metrics.json used that run's n_test)."""
     module = load_module(cfg.ckpt, "ckpt")
     path = module.checkpoint_path
-    fidelities = [f for f in cfg.data.sources if f in module.fidelities]
+    data_cfg = test_file_data(cfg, module.fidelities) if cfg.get("test") else cfg.data
+    fidelities = [f for f in data_cfg.sources if f in module.fidelities]
     if not fidelities:
         raise UserError(
             f"checkpoint {path} has heads {module.fidelities} but data.sources has "
-            f"{list(cfg.data.sources)}: no fidelity in common to evaluate"
+            f"{list(data_cfg.sources)}: no fidelity in common to evaluate"
         )
     data = instantiate(
-        cfg.data,
+        data_cfg,
         key="data",
         fidelities=fidelities,
         heads=module.fidelities,
@@ -38,6 +41,7 @@ def evaluate(cfg: DictConfig) -> dict:
         dtype=module.dtype_name,
     )  # graphs as the model was trained
     data.setup("test")
+    data.leave_out_unpredictable(module.potential.elements)
     module.bind_data(data.stage_fidelities())
     quiet_lightning()
     trainer = instantiate(cfg.trainer, callbacks=[])
@@ -51,6 +55,32 @@ def evaluate(cfg: DictConfig) -> dict:
         "metrics": nest_metrics(flat),
         "units": UNITS,
     }
+
+
+def test_file_data(cfg: DictConfig, heads: list[str]) -> DictConfig:
+    """`test=<file>`: the data config of one test-only source, labelled by `head` (the checkpoint's only head
+    unless named), read with `reader`'s keys and units."""
+    existing_file(cfg.test, "test")
+    head = cfg.get("head") or (heads[0] if len(heads) == 1 else None)
+    if head is None:
+        raise UserError(
+            f"test={cfg.test}: the checkpoint has heads {', '.join(heads)}; say which fidelity the file's labels are "
+            f"with head=<one of them>"
+        )
+    if head not in heads:
+        raise UserError(f"head={head} is not a head of the checkpoint; its heads: {', '.join(heads)}")
+    cfg = copy.deepcopy(cfg)  # the data config's interpolations (${seed}, ...) need their root
+    with open_dict(cfg):
+        cfg.data.fidelity = head
+        cfg.data.sources = {
+            head: {
+                "_target_": "mfff.data.sources.FidelitySource",
+                "fidelity": head,
+                "test": cfg.test,
+                "reader": {"_target_": "mfff.data.readers.ASEReader", **OmegaConf.to_container(cfg.reader)},
+            }
+        }
+    return cfg.data
 
 
 def write_report(report: dict, output_dir: Path) -> Path:

@@ -12,7 +12,7 @@ from hydra.errors import ConfigCompositionException, HydraException, MissingConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue
 
 from mfff.errors import Interrupted, TrainingDiverged, UserError
-from mfff.utils.errors import find_cause
+from mfff.utils.errors import find_cause, full_disk, full_disk_message
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,15 @@ INPUT_EXIT, DIVERGED_EXIT, INTERRUPTED_EXIT = 2, 3, 4
 def fail(program: str, message: str, code: int) -> None:
     print(f"{program}: error: {message}", file=sys.stderr)
     raise SystemExit(code)
+
+
+def fail_on_full_disk(program: str, error: BaseException) -> None:
+    """A full disk outside training (the config Hydra saves, the pre-training cache, a label shard): one line
+    naming the directory. Inside training a full disk is an `Interrupted` run, recorded as such."""
+    disk = full_disk(error)
+    if disk is not None:
+        fail(program, f"{full_disk_message(disk, os.getcwd())}; free space there and run the same command again "
+                      "(resume=auto continues a run from its last checkpoint)", INTERRUPTED_EXIT)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -50,6 +59,7 @@ def user_errors(program: str, in_sweep: bool = False):
         interrupted = find_cause(err, Interrupted)
         if interrupted is not None:
             fail(program, str(interrupted), INTERRUPTED_EXIT)
+        fail_on_full_disk(program, err)
         diverged = find_cause(err, TrainingDiverged)
         if diverged is None:
             raise
@@ -106,6 +116,9 @@ def run_hydra_app(program: str, app: Callable[[], object]) -> None:
         if line is None:
             raise
         fail(program, line, INPUT_EXIT)
+    except Exception as error:
+        fail_on_full_disk(program, error)
+        raise
     finally:
         if previous is None:
             os.environ.pop("HYDRA_FULL_ERROR", None)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import ase.io
 from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
 
 from mfff.errors import UserError
+from mfff.utils.atomic import atomic_open
 
 DATA_DIR = Path(__file__).resolve().parent / "builtin"
 SPLITS = ("train", "test", "test_mol")
@@ -69,3 +72,30 @@ def load(
             raise UserError(f"molecule {molecule!r} has no {' or '.join(wanted)} labels in the built-in dataset"
                             f"{where}; molecules with them: {', '.join(sorted(labelled))}")  # fmt: skip
     return frames
+
+
+def export(
+    path: str | Path, fidelity: str, split: str, molecules: list[str] | None = None, per_molecule: int | None = None
+) -> int:
+    """Write one fidelity of the built-in dataset as a plain extxyz file, as a user's own data would look: `energy`
+    (eV) and `forces` (eV/Å, where the fidelity has them) as a calculator's results, and the `molecule` name.
+    Stand-in data for trying the own-data recipe. Atomic: the file appears complete or not at all.
+
+    Args:
+        per_molecule: at most this many conformers of each molecule (the first in the dataset's order).
+    Returns: the number of structures written.
+    """
+    taken: dict[str, int] = {}
+    frames = []
+    for atoms in load(fidelity, split, molecules):
+        molecule = atoms.info["molecule"]
+        if per_molecule is not None and taken.get(molecule, 0) >= per_molecule:
+            continue
+        taken[molecule] = taken.get(molecule, 0) + 1
+        plain = Atoms(atoms.numbers, atoms.positions, info={"molecule": molecule})
+        forces = atoms.arrays.get(f"forces_{fidelity}")
+        plain.calc = SinglePointCalculator(plain, energy=float(atoms.info[f"energy_{fidelity}"]), forces=forces)
+        frames.append(plain)
+    with atomic_open(path) as handle:
+        ase.io.write(handle, frames, format="extxyz")
+    return len(frames)

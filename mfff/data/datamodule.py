@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
+from ase.data import chemical_symbols
 from torch.utils.data import DataLoader, Dataset
 
 from mfff.data.batch import Collater
@@ -16,6 +19,8 @@ from mfff.data.sources import FidelitySource, check_size
 from mfff.data.stats import SourceStats
 from mfff.errors import UserError
 from mfff.utils.values import options_for, whole_number
+
+log = logging.getLogger(__name__)
 
 
 class MultiFidelityDataModule(pl.LightningDataModule):
@@ -133,10 +138,32 @@ class MultiFidelityDataModule(pl.LightningDataModule):
         for source in self.sources.values():
             source.setup(stage)
         self.test_names = sorted({name for s in self.sources.values() for name in s.tests})
-        self.composition = Composition(
-            {f: len(self.sources[f].train) for f in self.train_fidelities}, self.batch_size, **self.sampling
-        )
+        if stage != "test":  # the batch mix of training; an evaluation may have test files alone
+            self.composition = Composition(
+                {f: len(self.sources[f].train) for f in self.train_fidelities}, self.batch_size, **self.sampling
+            )
         self._ready = True
+
+    def leave_out_unpredictable(self, elements: list[int]) -> None:
+        """Test structures with an element the model never trained on cannot be predicted at all (its embedding is
+        untrained): they are left out of the test sets, with a warning naming how many and which elements."""
+        known = set(elements)
+        for source in self.sources.values():
+            kept = {}
+            for name, items in source.tests.items():
+                inside = [s for s in items if known.issuperset(np.unique(s.numbers).tolist())]
+                if len(inside) < len(items):
+                    missing = sorted({int(z) for s in items for z in s.numbers} - known)
+                    log.warning(
+                        "%s: %d of %d structures of test set %r contain %s, which the model never trained on; "
+                        "it cannot predict them, so they are left out",
+                        source.key, len(items) - len(inside), len(items), name,
+                        ", ".join(chemical_symbols[z] for z in missing),
+                    )  # fmt: skip
+                if inside:
+                    kept[name] = inside
+            source.tests = kept
+        self.test_names = sorted({name for s in self.sources.values() for name in s.tests})
 
     def stage_fidelities(self) -> dict[str, list[str]]:
         """Which fidelities have data in each stage: {'train': ..., 'val': ..., <test set name>: ...}."""

@@ -12,14 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 
-from mfff.data.readers.base import Reader
-from mfff.data.stats import (
-    SourceStats,
-    average_neighbours,
-    energy_residual_rms,
-    fit_reference_energies,
-    force_rms,
-)
+from mfff.data.readers.base import Reader, existing_file
+from mfff.data.reference import ReferenceFit, fit_reference, formula
+from mfff.data.stats import SourceStats, average_neighbours, energy_residual_rms, force_rms
 from mfff.data.structure import Structure
 from mfff.errors import UserError
 from mfff.utils.seeding import stream
@@ -139,9 +134,9 @@ class FidelitySource(pl.LightningDataModule):
                 f"{self.key} names both reader.path ({self.reader.path}) and train/val/test files; "
                 f"give one: set {self.key}.reader.path=null to use the files"
             )
-        if train is None:
-            raise UserError(f"{self.key}.val / .test files need a training file too: set {self.key}.train")
-        files = {"train": str(train)}
+        if train is None and (val is not None or test is None):
+            raise UserError(f"{self.key}.val file needs a training file too: set {self.key}.train")
+        files = {"train": str(train)} if train is not None else {}  # test files alone: evaluation only
         if val is not None:
             files["val"] = str(val)
         if test is not None:
@@ -153,12 +148,16 @@ class FidelitySource(pl.LightningDataModule):
         return files
 
     def data_files(self) -> list[Path]:
-        """Every file this source reads."""
+        """Every file this source reads; one that is missing (or a directory) is refused naming its key."""
         if not self.files:
-            return [Path(self.reader.path)]
-        return [
-            Path(p) for p in (self.files["train"], self.files.get("val"), *self.files.get("test", {}).values()) if p
-        ]
+            named = {f"{self.key}.reader.path": self.reader.path}
+        else:
+            tests = self.files.get("test", {})
+            named = {
+                **{f"{self.key}.{role}": self.files[role] for role in ("train", "val") if role in self.files},
+                **{f"{self.key}.test" + ("" if list(tests) == ["test"] else f".{n}"): p for n, p in tests.items()},
+            }
+        return [existing_file(path, key) for key, path in named.items()]
 
     @property
     def origin(self) -> str:
@@ -167,7 +166,7 @@ class FidelitySource(pl.LightningDataModule):
             return str(self.reader.path)
         tests = self.files.get("test", {})
         return ", ".join(
-            [f"train={self.files['train']}"]
+            ([f"train={self.files['train']}"] if "train" in self.files else [])
             + ([f"val={self.files['val']}"] if "val" in self.files else [])
             + [f"{name}={path}" for name, path in tests.items()]
         )
@@ -249,6 +248,12 @@ class FidelitySource(pl.LightningDataModule):
         """The train/val pool before filters (read and split once); sets the test sets and a given val set."""
         if self._pool is None:
             if self.files:
+                self.data_files()  # every file there, each named by its key, before reading any
+            if self.files and "train" not in self.files:  # evaluation only
+                pool, self._val_set = [], None
+                self.tests = {n: self._read(self.reader.for_file(p)) for n, p in self.files["test"].items()}
+                structures = [s for items in self.tests.values() for s in items]
+            elif self.files:
                 pool = self._read(self.reader.for_file(self.files["train"]))
                 self._val_set = self._read(self.reader.for_file(self.files["val"])) if "val" in self.files else None
                 if "test" in self.files:
@@ -285,8 +290,16 @@ class FidelitySource(pl.LightningDataModule):
         pool, n_val = self._ordered()
         return pool[n_val:]
 
+    @property
+    def test_only(self) -> bool:
+        """Only test files were given: the source can evaluate a model, not train one."""
+        return bool(self.files) and "train" not in self.files
+
     def setup(self, stage: str | None = None) -> None:
         if self._ready:
+            return
+        if self.test_only:
+            self._setup_tests_only(stage)
             return
         pool, n_val = self._ordered()
         available = len(pool) - n_val
@@ -315,11 +328,48 @@ class FidelitySource(pl.LightningDataModule):
                     f"the {name} split of {self.key} ({self.origin}) is empty; check the split "
                     f"settings and sizes (split={self.split_mode.value}, test_fraction={self.test_fraction})"
                 )
-        self.e0 = fit_reference_energies(self.train)
+        self.reference = fit_reference(self.train)
+        self.e0 = self.reference.e0
+        self.tests = self._apart_unseen(self.tests, self.reference)
         self.energy_scale = energy_residual_rms(self.train, self.e0)
         self.avg_neighbours = average_neighbours(self.train, self.cutoff)
         self.elements = sorted({int(z) for s in self.train for z in s.numbers})
         self._ready = True
+
+    def _setup_tests_only(self, stage: str | None) -> None:
+        if stage != "test":
+            raise UserError(
+                f"{self.key} has only test files ({self.origin}); training needs a training file: set "
+                f"{self.key}.train (test files alone serve mfff-eval)"
+            )
+        self._split_pool()
+        self.tests = {name: items[: resolve_size(self.n_test, len(items))] for name, items in self.tests.items()}
+        self.elements = sorted({int(z) for items in self.tests.values() for s in items for z in s.numbers})
+        self._ready = True
+
+    def _apart_unseen(self, tests: dict[str, list[Structure]], fit: ReferenceFit) -> dict[str, list[Structure]]:
+        """Test structures whose total E0 the training energies leave open are also a test set of their own,
+        `<name>_unseen_composition`; in `<name>` their forces still count, their energies (a guess) do not."""
+        if not fit.separable:
+            log.warning(
+                "%s: the training energies do not separate the reference energies (E0) of %s (training "
+                "compositions: %s); E0 follows the Z^(7/3) rule there (README, 'Reference energies')",
+                self.key, ", ".join(fit.inseparable), ", ".join(fit.compositions[:5]),
+            )  # fmt: skip
+        apart = {}
+        for name, items in tests.items():
+            determined = [fit.determines(s.numbers) for s in items]
+            unseen = [s for s, known in zip(items, determined) if not known]
+            apart[name] = [s if known else without_energy(s) for s, known in zip(items, determined)]
+            if unseen:
+                log.warning(
+                    "%s: %d of %d structures of test set %r have compositions the training data do not determine "
+                    "(%s): their energy errors are reported apart, as test set %r (forces stay in %r)",
+                    self.key, len(unseen), len(items), name,
+                    ", ".join(sorted({formula(s.numbers) for s in unseen})[:5]), f"{name}_unseen_composition", name,
+                )  # fmt: skip
+                apart[f"{name}_unseen_composition"] = unseen
+        return apart
 
     def _split(self, structures: list[Structure]):
         """(training pool, {test name: structures}, val set or None) by the split mode."""
@@ -378,6 +428,33 @@ class FidelitySource(pl.LightningDataModule):
             label_cost=self.label_cost,
             elements=self.elements,
         )
+
+
+class EnergyLeftOut:
+    """A streamed test structure (`StoredStructure`) whose energy does not count in its test set's errors."""
+
+    def __init__(self, structure):
+        self.structure = structure
+
+    def __getattr__(self, name):
+        return getattr(self.structure, name)
+
+    def __len__(self) -> int:
+        return len(self.structure)
+
+    @property
+    def energy(self) -> float:
+        return float("nan")
+
+    def load(self) -> Structure:
+        return dataclasses.replace(self.structure.load(), energy=float("nan"))
+
+
+def without_energy(structure):
+    """The structure with its energy label masked (NaN: forces still count)."""
+    if isinstance(structure, Structure):
+        return dataclasses.replace(structure, energy=float("nan"))
+    return EnergyLeftOut(structure)
 
 
 def _geometry(structure: Structure) -> tuple:

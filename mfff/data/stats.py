@@ -1,4 +1,4 @@
-"""Per-fidelity statistics from a training split: reference energies E0, force RMS, neighbour count."""
+"""Per-fidelity statistics from a training split: force RMS, energy scale, neighbour count (E0: reference.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from mfff.data.structure import Structure
-from mfff.errors import UserError
-
-N_ELEMENTS = 119
 
 
 @dataclass(frozen=True)
@@ -17,7 +14,7 @@ class SourceStats:
     """What a fidelity's training split tells the model before training: its heads' E0 and scale, the elements it
     must embed, the neighbour count MACE normalises by, and what the labels cost."""
 
-    e0: np.ndarray  # (N_ELEMENTS,) eV by atomic number, least squares on the training energies
+    e0: np.ndarray  # (N_ELEMENTS,) eV by atomic number, least squares on the training energies (reference.py)
     force_rms: float  # eV/Å; NaN without force labels (or when they are not used)
     has_forces: bool
     energy_scale: float  # eV, RMS of the energy residual after E0
@@ -30,32 +27,6 @@ class SourceStats:
     def output_scale(self) -> float:
         """A new head's output scale: the training force RMS, or the energy residual RMS without force labels."""
         return self.force_rms if self.has_forces else self.energy_scale
-
-
-def fit_reference_energies(structures: list[Structure], ridge: float = 0.0) -> np.ndarray:
-    """Per-element E0 (eV, indexed by Z) minimising sum_s (E_s - sum_i E0[Z_i])^2.
-
-    Rank-deficient problems (all structures of one composition, as in MD of a single molecule) have no unique
-    solution; the minimum-norm solution (`lstsq`) is used then, and a small `ridge` may be added. Elements absent
-    from the training data get E0 = 0.
-    """
-    labelled = [s for s in structures if s.has_energy]
-    if not labelled:
-        raise UserError("no energy labels in the training split: cannot fit reference energies E0")
-    elements = sorted({int(z) for s in labelled for z in s.numbers})
-    column = {z: k for k, z in enumerate(elements)}
-    counts = np.zeros((len(labelled), len(elements)))
-    for row, s in enumerate(labelled):
-        for z, n in zip(*np.unique(s.numbers, return_counts=True)):
-            counts[row, column[int(z)]] = n
-    energies = np.array([s.energy for s in labelled])
-    if ridge > 0:
-        solution = np.linalg.solve(counts.T @ counts + ridge * np.eye(len(elements)), counts.T @ energies)
-    else:
-        solution = np.linalg.lstsq(counts, energies, rcond=None)[0]
-    e0 = np.zeros(N_ELEMENTS)
-    e0[elements] = solution
-    return e0
 
 
 def force_rms(structures: list[Structure]) -> float:

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mfff.data.stats import N_ELEMENTS
+from mfff.data.reference import N_ELEMENTS
 from mfff.model.interfaces import Head
 
 

@@ -8,7 +8,7 @@ from torch import nn
 
 from mfff.data import keys as K
 from mfff.data.batch import Batch
-from mfff.data.stats import N_ELEMENTS
+from mfff.data.reference import N_ELEMENTS
 from mfff.errors import UserError
 from mfff.model.interfaces import Backbone, Head
 
@@ -29,11 +29,17 @@ class Potential(nn.Module):
     def mark_known_elements(self, elements) -> None:
         self.known_elements[list(elements)] = True
 
+    @property
+    def elements(self) -> list[int]:
+        """Atomic numbers of the training data (all of them, for a model that never recorded its elements)."""
+        known = self.known_elements if self.known_elements.any() else torch.ones_like(self.known_elements)
+        return torch.nonzero(known).flatten().tolist()
+
     def check_elements(self, numbers: torch.Tensor) -> None:
         """A clear error for elements the training data never had (a host sync: eval only)."""
         if self.known_elements.any() and not bool(self.known_elements[numbers].all()):
             unknown = sorted({int(z) for z in numbers[~self.known_elements[numbers]]})
-            known = [chemical_symbols[z] for z in torch.nonzero(self.known_elements).flatten().tolist()]
+            known = [chemical_symbols[z] for z in self.elements]
             raise UserError(
                 f"element(s) {', '.join(chemical_symbols[z] for z in unknown)} never appeared in this "
                 f"model's training data ({', '.join(known)}); it cannot predict them"

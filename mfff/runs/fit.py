@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import time
@@ -29,6 +30,7 @@ from mfff.train.checks import check_train_config
 from mfff.train.module import MultiFidelityModule
 from mfff.train.settings import stage_settings
 from mfff.train.stage import Stage, stage_config, stage_loss
+from mfff.utils.errors import full_disk, full_disk_message
 from mfff.utils.instantiate import instantiate
 
 log = logging.getLogger(__name__)
@@ -114,9 +116,10 @@ def run_stage(
     data.setup("fit")
     module = MultiFidelityModule(**module_args)
     module.stage_name = stage.name  # what a TrainingDiverged it raises names
-    module.bind_data(data.stage_fidelities())
     stats = data.stats()
     stage.builder.initialise(module, stage.fidelities, stats)
+    data.leave_out_unpredictable(module.potential.elements)
+    module.bind_data(data.stage_fidelities())
     quiet_lightning()
     # Lightning warns when an epoch has fewer steps than the logging interval: log at least once an epoch
     steps = math.ceil(data.composition.steps / (processes_per_node(cfg.trainer) * int(cfg.trainer.get("num_nodes", 1))))
@@ -143,6 +146,10 @@ def _fit_and_evaluate(trainer: pl.Trainer, module, data, stage: Stage, output_di
         with resuming_quietly(bool(resume)):
             trainer.fit(module, datamodule=data, ckpt_path=resume or None)
     except (SIGTERMException, Preempted) as err:  # SIGTERMException is a SystemExit with code 0: must not look finished
+        raise interrupted(trainer, stage, err, output_dir, last) from err
+    except Exception as err:  # a full disk (torch.save says so as a RuntimeError around the OSError): the
+        if full_disk(err) is None:  # checkpoints written so far are whole (atomic), so the run can go on
+            raise
         raise interrupted(trainer, stage, err, output_dir, last) from err
     # a finished stage is not resumed from the point it was once interrupted at
     if trainer.checkpoint_callback is not None:
@@ -183,11 +190,17 @@ def _fit_and_evaluate(trainer: pl.Trainer, module, data, stage: Stage, output_di
 def interrupted(trainer: pl.Trainer, stage: Stage, signal: BaseException, output_dir, last: bool) -> Interrupted:
     """What a stopped stage reports: the checkpoint saved on the signal, else (stopped outside a training step) the
     newest one it can resume from."""
-    name = signal.signal_name if isinstance(signal, Preempted) else "SIGTERM"
+    disk = full_disk(signal)
+    if disk is not None:
+        name = errno.errorcode[disk.errno]
+    else:
+        name = signal.signal_name if isinstance(signal, Preempted) else "SIGTERM"
     saved = next((c.saved for c in trainer.callbacks if isinstance(c, SaveOnSignal)), None)
     saved = saved or latest_checkpoint(Path(output_dir) / "checkpoints")
     checkpoint = str(saved) if saved else None
-    return Interrupted(name, stage.name, trainer.current_epoch, trainer.global_step, checkpoint, by_path=last)
+    where = full_disk_message(disk, output_dir) if disk is not None else None
+    return Interrupted(name, stage.name, trainer.current_epoch, trainer.global_step, checkpoint, by_path=last,
+                       disk=where)  # fmt: skip
 
 
 def processes_per_node(trainer_cfg) -> int:

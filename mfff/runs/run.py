@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +22,7 @@ from mfff.runs.run_lock import run_dir_lock
 from mfff.train.checks import check_train_config
 from mfff.train.settings import config_hash
 from mfff.train.strategies import Strategy
+from mfff.utils.errors import full_disk, full_disk_message
 from mfff.utils.instantiate import instantiate
 from mfff.utils.threads import apply_threads, choose_threads
 
@@ -70,7 +72,12 @@ def _train(cfg: DictConfig, run_choices: dict | None) -> RunRecord:
                 requeue(job)
                 err.requeued = job
         if rank_zero:
-            _write(path, replace(record, status=INTERRUPTED, interrupted=err.record()))
+            try:
+                _write(path, replace(record, status=INTERRUPTED, interrupted=err.record()))
+            except Exception as write_error:  # the full disk that stopped the run may not take the record either
+                if full_disk(write_error) is None:
+                    raise
+                err.record_written = False
         raise
     result = outcome.result
     record = replace(
@@ -88,7 +95,17 @@ def _train(cfg: DictConfig, run_choices: dict | None) -> RunRecord:
         pretrain=outcome.pretrain,
     )
     if result.is_global_zero:
-        _write(path, record)
+        try:
+            _write(path, record)
+        except Exception as err:  # trained and checkpointed, but the record does not fit: resume=auto writes it
+            disk = full_disk(err)
+            if disk is None:
+                raise
+            where = full_disk_message(disk, output_dir)
+            name, stage = errno.errorcode[disk.errno], strategy.describe()["name"]
+            stopped = Interrupted(name, stage, result.epochs, result.steps, result.best_checkpoint, disk=where)
+            stopped.record_written = False
+            raise stopped from err
         print(format_summary(record, path), flush=True)
     return record
 

@@ -90,7 +90,9 @@ def test_two_atoms_at_one_position_are_named(tmp_path):
     text = path.read_text().splitlines()
     text[-1] = "H 0.96 0.0 0.0 0.0 0.1 0.0"  # the second frame's last H onto the first H
     path.write_text("\n".join(text) + "\n")
-    with pytest.raises(UserError, match="^" + re.escape(f"structure 1 in {path}: atoms 1 and 2 are 0.000 Å apart")):
+    with pytest.raises(
+        UserError, match="^" + re.escape(f"structure 1 in {path} has atoms 1 and 2 0.000 Å apart (closer than 0.3 Å)")
+    ):
         ASEReader(path, energy_key="energy", forces_key="forces").read()
 
 
@@ -100,7 +102,7 @@ def test_atoms_close_through_a_periodic_boundary_are_named():
 
     cell = Structure(numbers=np.array([1, 1]), positions=np.array([[0.1, 0.0, 0.0], [9.95, 0.0, 0.0]]),
                      cell=np.eye(3) * 10.0, pbc=np.ones(3, dtype=bool))  # fmt: skip
-    with pytest.raises(UserError, match=re.escape("structure 0 in x.extxyz: atoms 0 and 1 are 0.150 Å apart")):
+    with pytest.raises(UserError, match=re.escape("structure 0 in x.extxyz has atoms 0 and 1 0.150 Å apart")):
         check_finite_positions(cell, 0, "x.extxyz")
     molecule = Structure(numbers=cell.numbers, positions=cell.positions)  # no cell: 9.85 Å apart, fine
     check_finite_positions(molecule, 0, "x.extxyz")

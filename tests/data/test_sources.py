@@ -43,6 +43,9 @@ def test_group_split_holds_out_whole_molecules(emt_extxyz):
     test_groups = {s.group for s in source.tests["test"]}
     train_groups = {s.group for s in source.train + source.val}
     assert len(test_groups) == 1 and not (test_groups & train_groups)
+    # the held-out molecule's total E0 is not determined by the other three: its energies are reported apart
+    assert not any(s.has_energy for s in source.tests["test"])
+    assert len(source.tests["test_unseen_composition"]) == len(source.tests["test"])
 
 
 def test_statistics_come_from_the_training_split(emt_extxyz):
@@ -99,8 +102,10 @@ def test_unknown_fidelity_in_datamodule(emt_extxyz):
 
 
 def _split_files(path, tmp_path):
-    """The fixture's 120 frames as a user's separate train (80) / val (16) / test (24) files."""
+    """The fixture's 120 frames, shuffled, as a user's separate train (80) / val (16) / test (24) files (each with
+    every molecule, so the training energies determine every test composition's E0)."""
     frames = ase.io.read(path, ":")
+    frames = [frames[i] for i in np.random.default_rng(0).permutation(len(frames))]
     files = {"train": frames[:80], "val": frames[80:96], "test": frames[96:]}
     for name, items in files.items():
         ase.io.write(tmp_path / f"{name}.extxyz", items)
@@ -153,8 +158,15 @@ def test_bad_file_settings(emt_extxyz, tmp_path):
         FidelitySource("emt", ASEReader(emt_extxyz), train=files["train"])
     with pytest.raises(UserError, match="data.sources.emt has no data: set data.sources.emt.reader.path"):
         FidelitySource("emt", ASEReader(None))
-    with pytest.raises(UserError, match="need a training file too: set data.sources.emt.train"):
-        FidelitySource("emt", ASEReader(None), test=files["test"])
+    with pytest.raises(UserError, match="val file needs a training file too: set data.sources.emt.train"):
+        FidelitySource("emt", ASEReader(None), val=files["val"], test=files["test"])
+    # test files alone evaluate a model (mfff-eval) but cannot train one
+    test_only = FidelitySource("emt", ASEReader(None, energy_key="energy_emt", forces_key="forces_emt"),
+                               test=files["test"])  # fmt: skip
+    with pytest.raises(UserError, match="data.sources.emt has only test files .*; training needs a training file"):
+        test_only.setup("fit")
+    test_only.setup("test")
+    assert len(test_only.tests["test"]) == 24 and test_only.train == []
     with pytest.raises(UserError, match="data.sources.emt.n_val=50 but the validation set of .* has 16 structures"):
         _file_source(files, n_val=50).setup()
 

@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from mfff.data.stats import N_ELEMENTS, SourceStats
+from mfff.data.reference import N_ELEMENTS
+from mfff.data.stats import SourceStats
 from mfff.errors import UserError
 from mfff.train.checkpoints import resolve_checkpoint
 from mfff.train.module import MultiFidelityModule

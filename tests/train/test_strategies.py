@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from mfff.data.stats import N_ELEMENTS, SourceStats
+from mfff.data.reference import N_ELEMENTS
+from mfff.data.stats import SourceStats
 from mfff.runs.fit import StageResult
 from mfff.runs.pretrain_cache import PretrainCache
 from mfff.runs.run import train

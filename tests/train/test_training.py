@@ -6,6 +6,8 @@ import math
 import subprocess
 import sys
 
+import pytest
+
 from mfff.train.metrics import METRIC_NAMES
 from tests.helpers import assert_learnt, compose_config, trivial_errors
 from tests.train.conftest import quick_overrides, train_quick
@@ -125,6 +127,33 @@ def test_mfff_eval_reproduces_the_test_metrics(multihead_run, tmp_path):
         for fidelity in ("gfn1", "gfn2"):
             for name, value in metrics["metrics"][stage][fidelity].items():
                 assert math.isclose(report["metrics"][stage][fidelity][name], value, rel_tol=1e-5), (stage, name)
+
+
+@pytest.mark.slow  # tests/test_readme.py runs `mfff-eval test=` on the README's run and compares it with its record
+def test_mfff_eval_takes_a_test_file_alone(multihead_run, tmp_path):
+    """`test=<file> head=<fidelity>`: no training data needed; the built-in gfn2 test structures written as a
+    user's extxyz give the training run's own gfn2 test errors (a multi-head checkpoint's)."""
+    import ase.io
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from mfff.data import builtin
+
+    frames = []
+    for atoms in builtin.load("gfn2", split="test")[:32]:  # the run's test set: n_test=32 takes the first 32
+        plain = atoms.copy()
+        plain.arrays = {k: v for k, v in atoms.arrays.items() if k in ("numbers", "positions")}
+        plain.info = {}
+        plain.calc = SinglePointCalculator(plain, energy=atoms.info["energy_gfn2"], forces=atoms.arrays["forces_gfn2"])
+        frames.append(plain)
+    ase.io.write(tmp_path / "mine.xyz", frames)
+    run_dir, metrics = multihead_run
+    command = [sys.executable, "-m", "mfff.cli.eval", f"ckpt={run_dir}", "test=mine.xyz", f"hydra.run.dir={tmp_path}"]
+    result = subprocess.run([*command, "head=gfn2"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "eval_metrics.json").read_text())
+    assert report["fidelities"] == ["gfn2"] and report["test_sizes"] == {"gfn2": {"test": 32}}
+    for name, value in metrics["metrics"]["test"]["gfn2"].items():
+        assert math.isclose(report["metrics"]["test"]["gfn2"][name], value, rel_tol=1e-5), name
 
 
 def test_ema_and_plateau_schedule(tmp_path):

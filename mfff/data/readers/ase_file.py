@@ -56,6 +56,18 @@ def _lookup(atoms: Atoms, key: str):
     return None
 
 
+def _calculator_keys(frames: list[Atoms], kind: str) -> set[str]:
+    """Labels that extxyz put on a calculator (`energy`, `forces`, ...), by kind: scalars or per-atom arrays."""
+    per_atom = kind == "forces"
+    return {
+        key
+        for atoms in frames
+        if atoms.calc is not None
+        for key, value in atoms.calc.results.items()
+        if (np.ndim(value) == 2) == per_atom and (per_atom or np.ndim(value) == 0)
+    }
+
+
 class ASEReader(Reader):
     """Labels are info/arrays keys (e.g. info `energy_dft`, array `forces_dft`), in the units given.
 
@@ -120,7 +132,7 @@ class ASEReader(Reader):
                 continue  # this structure has no label of this fidelity
             structures.append(keep(structure, index))
         if seen and not found_energy:
-            keys = sorted({k for a in seen for k in a.info})
+            keys = sorted({k for a in seen for k in a.info} | _calculator_keys(seen, "energy"))
             raise UserError(
                 f"energy label key {self.energy_key!r} (reader.energy_key) was not found in {path}; "
                 f"info keys there include: {', '.join(keys) or '(none)'}"
@@ -128,6 +140,7 @@ class ASEReader(Reader):
         if seen and self.forces_key and not found_forces:
             keys = sorted({k for a in seen for k in a.arrays} - {"numbers", "positions"})
             keys += sorted(k for a in seen for k, v in a.info.items() if np.ndim(v) == 2 and k not in keys)
+            keys += sorted(_calculator_keys(seen, "forces") - set(keys))
             raise UserError(
                 f"forces label key {self.forces_key!r} (reader.forces_key) was not found in {path}; "
                 f"per-atom arrays there: {', '.join(keys) or '(none)'}; set reader.forces_key=null "

@@ -83,26 +83,36 @@ MIN_DISTANCE = 0.3  # Å: shorter than any chemical bond (H2: 0.74); closer atom
 _CLOSE_PAIRS = NeighborList(cutoff=MIN_DISTANCE, full_list=False)
 
 
-def check_finite_positions(structure: Structure, index: int, path: Path) -> None:
-    """Finite positions, and no two atoms closer than MIN_DISTANCE (periodic images too, in a cell periodic in all
-    three directions): either would otherwise surface as a diverged training."""
+def geometry_problem(structure: Structure) -> str | None:
+    """What makes a geometry impossible to evaluate, or None: non-finite positions, two atoms closer than
+    MIN_DISTANCE (periodic images too, in a cell periodic in all three directions), a periodic direction without a
+    cell. Each would otherwise surface as NaN energies or a diverged training."""
     positions = structure.positions
     if not np.all(np.isfinite(positions)):
-        raise UserError(f"structure {index} in {path} has non-finite (NaN/inf) positions; fix or remove it")
+        return "has non-finite (NaN/inf) positions"
+    pbc = np.asarray(structure.pbc, dtype=bool)
+    if pbc.any() and abs(np.linalg.det(np.asarray(structure.cell, dtype=np.float64))) < 1e-6:
+        return f"is periodic (pbc={pbc.tolist()}) but its cell has no volume; give the cell, or set pbc=False"
     if len(positions) < 2:
-        return
-    periodic = bool(np.all(structure.pbc))
+        return None
+    periodic = bool(pbc.all())
     box = np.asarray(structure.cell, dtype=np.float64) if periodic else np.zeros((3, 3))
     # vesin (the periodic neighbour list mfff trains with): pairs within MIN_DISTANCE, without an n x n matrix
     i, j, d = _CLOSE_PAIRS.compute(points=np.asarray(positions, dtype=np.float64), box=box, periodic=periodic,
                                    quantities="ijd")  # fmt: skip
-    if len(d):
-        k = int(np.argmin(d))
-        first, second = sorted((int(i[k]), int(j[k])))
+    if not len(d):
+        return None
+    k = int(np.argmin(d))
+    first, second = sorted((int(i[k]), int(j[k])))
+    return f"has atoms {first} and {second} {d[k]:.3f} Å apart (closer than {MIN_DISTANCE} Å)"
+
+
+def check_finite_positions(structure: Structure, index: int, path: Path) -> None:
+    problem = geometry_problem(structure)
+    if problem is not None:
         raise UserError(
-            f"structure {index} in {path}: atoms {first} and {second} are {d[k]:.3f} Å apart (closer than "
-            f"{MIN_DISTANCE} Å: a corrupt geometry, or positions in the wrong unit, see reader.length_unit); fix or "
-            "remove it"
+            f"structure {index} in {path} {problem}: a corrupt geometry, or positions in the wrong unit "
+            "(reader.length_unit); fix or remove it"
         )
 
 

@@ -19,7 +19,7 @@ import torch
 from ase.data import chemical_symbols
 from torch import nn
 
-from mfff.data.stats import N_ELEMENTS
+from mfff.data.reference import N_ELEMENTS
 from mfff.errors import UserError
 from mfff.model.interfaces import Backbone
 

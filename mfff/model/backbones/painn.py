@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mfff.data.stats import N_ELEMENTS
+from mfff.data.reference import N_ELEMENTS
 from mfff.model.interfaces import Backbone
 from mfff.model.radial import BesselBasis, CosineCutoff
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mfff.data.stats import N_ELEMENTS
+from mfff.data.reference import N_ELEMENTS
 from mfff.model.interfaces import Backbone
 from mfff.model.radial import CosineCutoff, GaussianBasis
 
