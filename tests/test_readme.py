@@ -29,9 +29,9 @@ def tagged_blocks(group: str) -> list[dict]:
     return [m.groupdict() for m in TAGGED.finditer(README.read_text()) if m["group"] == group]
 
 
-def run_blocks(group: str, directory: Path) -> list[str]:
+def run_blocks(group: str, directory: Path) -> list[subprocess.CompletedProcess]:
     """Run a group's blocks in order in `directory` as a user would paste them: files written, bash and python run.
-    Returns each run block's stdout."""
+    Returns each run block's result (stdout, stderr)."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     outputs = []
     for block in tagged_blocks(group):
@@ -42,7 +42,7 @@ def run_blocks(group: str, directory: Path) -> list[str]:
         command = ["bash", "-euo", "pipefail", "-c"] if block["lang"] == "bash" else [sys.executable, "-c"]
         result = subprocess.run([*command, block["code"]], cwd=directory, env=env, capture_output=True, text=True)
         assert result.returncode == 0, f"{block['code']}\n{result.stderr[-3000:]}"
-        outputs.append(result.stdout)
+        outputs.append(result)
     return outputs
 
 
@@ -52,7 +52,8 @@ def test_own_data_recipe_and_ase_snippet_run_as_pasted(tmp_path):
     blocks = tagged_blocks("own-data")
     assert [b["lang"] for b in blocks] == ["python", "yaml", "bash", "bash", "python"]
     assert len(blocks[1]["code"].splitlines()) <= 15 + 1  # the promise: two fidelities in at most 15 lines
-    exported, printed, test_only, snippet = run_blocks("own-data", tmp_path)
+    exported, trained, test_only, snippet = run_blocks("own-data", tmp_path)
+    printed = trained.stdout
     assert [len(ase.io.read(tmp_path / "data" / f"{n}.xyz", ":")) for n in ("xtb_train", "dft_train", "dft_test")] == [
         72, 48, 18
     ]  # fmt: skip
@@ -73,15 +74,17 @@ def test_own_data_recipe_and_ase_snippet_run_as_pasted(tmp_path):
         assert report["metrics"]["test"]["dft"]["forces_mae"] == pytest.approx(
             record["metrics"]["test"]["dft"]["forces_mae"], rel=1e-4
         )
-    assert "mfff-eval: " in test_only and "data/dft_test.xyz" not in exported
-    energy_line, *force_lines = snippet.strip().splitlines()
+    assert "mfff-eval: " in test_only.stdout and not exported.stdout
+    # not on a terminal: no per-step progress bars, in training or evaluation
+    assert "it/s]" not in trained.stderr + test_only.stderr
+    energy_line, *force_lines = snippet.stdout.strip().splitlines()
     assert energy_line.endswith(" eV") and float(energy_line.split()[0]) < -1000  # a total energy of CH3OH
     assert force_lines[-1].endswith("eV/Å")
 
 
 def test_label_example_runs_as_pasted(tmp_path):
     """The mfff-label example: a tiny real job (tblite GFN2-xTB, PySCF ωB97X), then its summary; a rerun resumes."""
-    (printed,) = run_blocks("label", tmp_path)
+    printed = run_blocks("label", tmp_path)[0].stdout
     frames = ase.io.read(tmp_path / "labelling" / "mine" / "dataset" / "mine.extxyz.gz", ":")
     assert len(frames) == 24 and sum("energy_gfn2" in f.info for f in frames) == 24
     dft = [f for f in frames if "energy_dft" in f.info]
@@ -94,7 +97,7 @@ def test_label_example_runs_as_pasted(tmp_path):
         == len(re.findall(r"^dft\s+2\s+0\s+0\s", printed, re.M))
         == 2
     )
-    again = run_blocks("label", tmp_path)[0]  # a rerun resumes: every label is done, none is computed again
+    again = run_blocks("label", tmp_path)[0].stdout  # a rerun resumes: every label is done, none is computed again
     assert "shard" not in again and re.search(r"^dft\s+2\s+0\s+0\s", again, re.M), again
     assert ase.io.read(tmp_path / "labelling" / "mine" / "dataset" / "mine.extxyz.gz", ":")[0].info == frames[0].info
 

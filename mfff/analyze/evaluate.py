@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from mfff.data.readers.base import existing_file
 from mfff.errors import UserError
 from mfff.runs.fit import nest_metrics
+from mfff.runs.progress import show_bar
 from mfff.runs.quiet import quiet_lightning
 from mfff.runs.report import UNITS, metrics_table
 from mfff.train.checkpoints import load_module
@@ -44,7 +45,8 @@ def evaluate(cfg: DictConfig) -> dict:
     data.leave_out_unpredictable(module.potential.elements)
     module.bind_data(data.stage_fidelities())
     quiet_lightning()
-    trainer = instantiate(cfg.trainer, callbacks=[])
+    bar = show_bar(cfg.trainer.get("enable_progress_bar", True))  # a bar only on a terminal, as in mfff-train
+    trainer = instantiate(cfg.trainer, callbacks=[], enable_progress_bar=bar, enable_model_summary=False)
     flat = {}
     for result in trainer.test(module, datamodule=data, verbose=False):
         flat.update({k: float(v) if math.isfinite(float(v)) else None for k, v in result.items()})
