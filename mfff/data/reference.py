@@ -10,6 +10,8 @@ well as by any other choice; outside it the energy of a structure is a guess, an
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +19,8 @@ from ase.data import chemical_symbols
 
 from mfff.data.structure import Structure
 from mfff.errors import UserError
+
+log = logging.getLogger(__name__)
 
 N_ELEMENTS = 119
 # relative tolerance on singular values and projections: compositions are small integer vectors
@@ -95,3 +99,56 @@ def fit_reference(structures: list[Structure]) -> ReferenceFit:
         open_directions=open_directions,
         compositions=sorted({formula(s.numbers) for s in labelled}),
     )
+
+
+def energies_apart(tests: dict[str, list[Structure]], fit: ReferenceFit, key: str) -> dict[str, list[Structure]]:
+    """Test sets judged by what the training energies determine: a structure whose composition's total E0 they leave
+    open is also put in a test set of its own, `<name>_unseen_composition`; in `<name>` its forces still count, its
+    energy (a guess) does not. Warns, naming the source (`key`), the elements and the compositions."""
+    if not fit.separable:
+        log.warning(
+            "%s: the training energies do not separate the reference energies (E0) of %s (training compositions: "
+            "%s); E0 follows the Z^(7/3) rule there (README, 'Reference energies')",
+            key, ", ".join(fit.inseparable), ", ".join(fit.compositions[:5]),
+        )  # fmt: skip
+    apart = {}
+    for name, items in tests.items():
+        determined = [fit.determines(s.numbers) for s in items]
+        unseen = [s for s, known in zip(items, determined) if not known]
+        apart[name] = [s if known else without_energy(s) for s, known in zip(items, determined)]
+        if unseen:
+            log.warning(
+                "%s: %d of %d structures of test set %r have compositions the training data do not determine (%s): "
+                "their energy errors are reported apart, as test set %r (forces stay in %r)",
+                key, len(unseen), len(items), name, ", ".join(sorted({formula(s.numbers) for s in unseen})[:5]),
+                f"{name}_unseen_composition", name,
+            )  # fmt: skip
+            apart[f"{name}_unseen_composition"] = unseen
+    return apart
+
+
+class EnergyLeftOut:
+    """A streamed test structure (`StoredStructure`) whose energy does not count in its test set's errors."""
+
+    def __init__(self, structure):
+        self.structure = structure
+
+    def __getattr__(self, name):
+        return getattr(self.structure, name)
+
+    def __len__(self) -> int:
+        return len(self.structure)
+
+    @property
+    def energy(self) -> float:
+        return float("nan")
+
+    def load(self) -> Structure:
+        return dataclasses.replace(self.structure.load(), energy=float("nan"))
+
+
+def without_energy(structure):
+    """The structure with its energy label masked (NaN: forces still count)."""
+    if isinstance(structure, Structure):
+        return dataclasses.replace(structure, energy=float("nan"))
+    return EnergyLeftOut(structure)

@@ -13,7 +13,7 @@ import numpy as np
 import pytorch_lightning as pl
 
 from mfff.data.readers.base import Reader, existing_file
-from mfff.data.reference import ReferenceFit, fit_reference, formula
+from mfff.data.reference import energies_apart, fit_reference
 from mfff.data.stats import SourceStats, average_neighbours, energy_residual_rms, force_rms
 from mfff.data.structure import Structure
 from mfff.errors import UserError
@@ -330,7 +330,7 @@ class FidelitySource(pl.LightningDataModule):
                 )
         self.reference = fit_reference(self.train)
         self.e0 = self.reference.e0
-        self.tests = self._apart_unseen(self.tests, self.reference)
+        self.tests = energies_apart(self.tests, self.reference, self.key)
         self.energy_scale = energy_residual_rms(self.train, self.e0)
         self.avg_neighbours = average_neighbours(self.train, self.cutoff)
         self.elements = sorted({int(z) for s in self.train for z in s.numbers})
@@ -346,30 +346,6 @@ class FidelitySource(pl.LightningDataModule):
         self.tests = {name: items[: resolve_size(self.n_test, len(items))] for name, items in self.tests.items()}
         self.elements = sorted({int(z) for items in self.tests.values() for s in items for z in s.numbers})
         self._ready = True
-
-    def _apart_unseen(self, tests: dict[str, list[Structure]], fit: ReferenceFit) -> dict[str, list[Structure]]:
-        """Test structures whose total E0 the training energies leave open are also a test set of their own,
-        `<name>_unseen_composition`; in `<name>` their forces still count, their energies (a guess) do not."""
-        if not fit.separable:
-            log.warning(
-                "%s: the training energies do not separate the reference energies (E0) of %s (training "
-                "compositions: %s); E0 follows the Z^(7/3) rule there (README, 'Reference energies')",
-                self.key, ", ".join(fit.inseparable), ", ".join(fit.compositions[:5]),
-            )  # fmt: skip
-        apart = {}
-        for name, items in tests.items():
-            determined = [fit.determines(s.numbers) for s in items]
-            unseen = [s for s, known in zip(items, determined) if not known]
-            apart[name] = [s if known else without_energy(s) for s, known in zip(items, determined)]
-            if unseen:
-                log.warning(
-                    "%s: %d of %d structures of test set %r have compositions the training data do not determine "
-                    "(%s): their energy errors are reported apart, as test set %r (forces stay in %r)",
-                    self.key, len(unseen), len(items), name,
-                    ", ".join(sorted({formula(s.numbers) for s in unseen})[:5]), f"{name}_unseen_composition", name,
-                )  # fmt: skip
-                apart[f"{name}_unseen_composition"] = unseen
-        return apart
 
     def _split(self, structures: list[Structure]):
         """(training pool, {test name: structures}, val set or None) by the split mode."""
@@ -428,33 +404,6 @@ class FidelitySource(pl.LightningDataModule):
             label_cost=self.label_cost,
             elements=self.elements,
         )
-
-
-class EnergyLeftOut:
-    """A streamed test structure (`StoredStructure`) whose energy does not count in its test set's errors."""
-
-    def __init__(self, structure):
-        self.structure = structure
-
-    def __getattr__(self, name):
-        return getattr(self.structure, name)
-
-    def __len__(self) -> int:
-        return len(self.structure)
-
-    @property
-    def energy(self) -> float:
-        return float("nan")
-
-    def load(self) -> Structure:
-        return dataclasses.replace(self.structure.load(), energy=float("nan"))
-
-
-def without_energy(structure):
-    """The structure with its energy label masked (NaN: forces still count)."""
-    if isinstance(structure, Structure):
-        return dataclasses.replace(structure, energy=float("nan"))
-    return EnergyLeftOut(structure)
 
 
 def _geometry(structure: Structure) -> tuple:
