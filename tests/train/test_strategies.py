@@ -18,7 +18,7 @@ from mfff.runs.fit import StageResult
 from mfff.runs.pretrain_cache import PretrainCache
 from mfff.runs.run import train
 from mfff.train.loss import MultiFidelityLoss
-from tests.helpers import assert_units_plausible, compose_config, trivial_errors
+from tests.helpers import assert_learnt, compose_config, trivial_errors
 from tests.train.conftest import QUICK, quick_overrides, train_quick
 
 
@@ -105,20 +105,19 @@ def test_multihead_fixed_composition_and_epoch_length_by_the_expensive_fidelity(
 
 
 def test_energy_only_fidelity_head_learns_from_energies(tmp_path):
-    def run(directory, *extra):
+    def run(directory, *extra, epochs):
         return train_quick(directory, "strategy=multihead", "strategy.fidelities=[cc,dft]", *extra,
-                           fidelities=("cc", "dft"), n_train=32, epochs=2)  # fmt: skip
+                           fidelities=("cc", "dft"), n_train=32, epochs=epochs)  # fmt: skip
 
-    metrics = run(tmp_path / "trained")
+    # 32 CCSD(T) energies beside 32 DFT structures with forces: the cc head learns late, once the DFT forces have
+    # shaped the shared features (val about 1x the trivial model after 20 epochs, 0.65x / 0.69x after 100, seeds 0 / 1)
+    metrics = run(tmp_path / "trained", epochs=100)
     assert "forces_mae" not in metrics["metrics"]["test"]["cc"]
     cfg = compose_config("train", quick_overrides(tmp_path, ("cc", "dft"), n_train=32))
     trivial = trivial_errors(cfg, "cc", "val")["energy_per_atom_mae"]  # E0 fitted on the CCSD(T) energies alone
-    # Not a learning bound: 32 CCSD(T) energies beside DFT forces do not improve the cc val energies within a test's
-    # budget (25.7 vs the trivial 25.6 meV/atom after 20 epochs, even at energy weight 500). That the head learns
-    # from its energies is shown below: its readout moves only when they carry weight.
-    assert_units_plausible(metrics["metrics"]["val"]["cc"]["energy_per_atom_mae"], trivial, "cc energies")
+    assert_learnt(metrics["metrics"]["val"]["cc"]["energy_per_atom_mae"], trivial, "cc energies", at_most=0.8)
     # the same run with the cc energies weighted 0: the same initial head, which then never moves
-    untrained = run(tmp_path / "untrained", "+loss.per_fidelity.cc.energy_weight=0")
+    untrained = run(tmp_path / "untrained", "+loss.per_fidelity.cc.energy_weight=0", epochs=2)
     heads = [torch.load(m["best_checkpoint"], weights_only=False)["state_dict"] for m in (metrics, untrained)]
     readout = [k for k in heads[0] if k.startswith("potential.heads.cc.mlp.")]
     assert readout and all(not torch.equal(heads[0][k], heads[1][k]) for k in readout)
