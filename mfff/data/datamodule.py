@@ -117,7 +117,6 @@ class MultiFidelityDataModule(pl.LightningDataModule):
         cache = not any(s.reader.lazy for s in self.sources.values())
         self.train_collate = Collater(cutoff, neighbours, energy_only=energy_only_heads, dtype=dtype, cache=cache)
         self.eval_collate = Collater(cutoff, neighbours, dtype=dtype, cache=cache)
-        self.test_names: list[str] = []
         self._ready = False
 
     def setup(self, stage: str | None = None) -> None:
@@ -137,7 +136,6 @@ class MultiFidelityDataModule(pl.LightningDataModule):
             LabelBudget(**options_for(LabelBudget, self.budget, "data.budget")).apply(self.all_sources)
         for source in self.sources.values():
             source.setup(stage)
-        self.test_names = sorted({name for s in self.sources.values() for name in s.tests})
         if stage != "test":  # the batch mix of training; an evaluation may have test files alone
             self.composition = Composition(
                 {f: len(self.sources[f].train) for f in self.train_fidelities}, self.batch_size, **self.sampling
@@ -163,7 +161,11 @@ class MultiFidelityDataModule(pl.LightningDataModule):
                 if inside:
                     kept[name] = inside
             source.tests = kept
-        self.test_names = sorted({name for s in self.sources.values() for name in s.tests})
+
+    @property
+    def test_names(self) -> list[str]:
+        """Every test-set name of the loaded sources (e.g. `test`, `test_mol`), sorted: one test loader each."""
+        return sorted({name for s in self.sources.values() for name in s.tests})
 
     def stage_fidelities(self) -> dict[str, list[str]]:
         """Which fidelities have data in each stage: {'train': ..., 'val': ..., <test set name>: ...}."""
