@@ -87,31 +87,36 @@ STUDIES = sorted(p.stem for p in (conf_dir() / "experiment").glob("*.yaml") if p
 
 
 @pytest.mark.parametrize("study", STUDIES)
-def test_every_study_runs_one_tiny_job(study, tmp_path):
-    """Each paper study's config trains end to end (tiny sizes), so its README command is not a dead letter."""
+def test_every_study_runs_one_small_job_that_learns(study, tmp_path):
+    """Each paper study's config trains end to end (small sizes, 10 epochs per stage), so its README command is not a
+    dead letter, and the model learns: val DFT forces <= 0.7x the trivial model's (measured 0.46-0.59x over the
+    studies with seeds 1 and 2; 0.6-0.75x after 8 epochs of 16 structures, too close to call)."""
     cfg = compose_config("train", [f"experiment={study}"])
-    budget = cfg.data.get("budget")
     sizes = [f"data.sources.{f}.{k}=8" for f in cfg.data.sources for k in ("n_val", "n_test")]
-    if budget:
-        sizes.append("data.budget.total=32")
+    if cfg.data.get("budget"):
+        sizes.append("data.budget.total=64")
     else:
-        sizes += [f"data.sources.{f}.n_train=16" for f in cfg.data.sources if cfg.data.sources[f].n_train is not None]
+        sizes += [f"data.sources.{f}.n_train=32" for f in cfg.data.sources if cfg.data.sources[f].n_train is not None]
     if cfg.strategy.name == "pretrain_finetune":
-        sizes.append("++strategy.pretrain.trainer.max_epochs=1")
+        sizes.append("strategy.pretrain.trainer.max_epochs=10")
     cfg = compose_config(
         "train",
         [
             f"experiment={study}",
             f"paths.output_dir={tmp_path}/run",
             f"paths.cache_dir={tmp_path}/cache",
-            "trainer.max_epochs=1",
+            "trainer.max_epochs=10",
             *sizes,
         ],
     )
     metrics = train(cfg, {})
     assert metrics.strategy["name"] == cfg.strategy.name
-    trivial = trivial_errors(cfg, "dft")["energy_per_atom_mae"]
-    assert_units_plausible(metrics.metrics["test"]["dft"]["energy_per_atom_mae"], trivial, f"{study}: dft energy")
+    trivial = trivial_errors(cfg, "dft", "val")
+    assert_learnt(metrics.metrics["val"]["dft"]["forces_mae"], trivial["forces_mae"], f"{study}: val dft forces")
+    # energies per atom learn later than forces (about 1-1.6x the trivial model's after 10 epochs): units only
+    trivial_test = trivial_errors(cfg, "dft")["energy_per_atom_mae"]
+    test_energy = metrics.metrics["test"]["dft"]["energy_per_atom_mae"]
+    assert_units_plausible(test_energy, trivial_test, f"{study}: test dft energy")
     expected = {"dft"} | ({"gfn2"} if cfg.strategy.name != "scratch" else set())
     assert set(metrics.n_train) >= expected
 
