@@ -14,7 +14,7 @@ from typing import Any
 from mfff.errors import UserError
 from mfff.utils.atomic import atomic_write_text
 
-SCHEMA = 2
+SCHEMA = 3  # 3 added cpu_s
 FILENAME = "metrics.json"
 FINISHED, DIVERGED, INTERRUPTED = "finished", "diverged", "interrupted"
 
@@ -49,6 +49,7 @@ class PretrainRef:
     label_cost_cpu_s: dict[str, float | None] = field(default_factory=dict)  # None: not recorded
     epochs: int | None = None
     wall_s: float | None = None
+    cpu_s: float | None = None
     metrics: dict = field(default_factory=dict)  # {split: {fidelity: {metric: value}}}
     key: str | None = None  # the pre-training cache key (pretrain_finetune)
     cache: str | None = None  # "built" or "reused"
@@ -58,7 +59,7 @@ class PretrainRef:
         if record is None:
             return cls(str(checkpoint))
         return cls(str(checkpoint), record.strategy, record.n_train, record.label_cost_cpu_s, record.epochs,
-                   record.wall_s, record.metrics)  # fmt: skip
+                   record.wall_s, record.cpu_s, record.metrics)  # fmt: skip
 
     def metric(self, split: str, fidelity: str, name: str) -> float | None:
         return _metric(self.metrics, split, fidelity, name)
@@ -87,6 +88,7 @@ class RunRecord:
     best_epoch: int | None = None
     stopped: str | None = None
     wall_s: float | None = None
+    cpu_s: float | None = None  # CPU seconds of the process (schema 3); a resumed run counts its last part only
     resumed_from: str | None = None
     best_checkpoint: str | None = None
     pretrain: PretrainRef | None = None

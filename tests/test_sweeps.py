@@ -105,6 +105,7 @@ def test_every_study_runs_one_small_job_that_learns(study, tmp_path):
             f"experiment={study}",
             f"paths.output_dir={tmp_path}/run",
             f"paths.cache_dir={tmp_path}/cache",
+            f"paths.records_dir={tmp_path}/records",  # not the study's committed experiments/<study>/runs
             "trainer.max_epochs=10",
             *sizes,
         ],

@@ -13,7 +13,7 @@ from mfff.records import FILENAME, RunRecord
 METRICS_FILE = FILENAME
 # the first columns of the table, in this order; the rest (options, sizes, costs, metrics) follow sorted
 LEADING = ("run", "status", "strategy", "backbone", "size", "seed", "fidelities", "n_train", "label_cost_cpu_s",
-           "epochs", "best_epoch", "stopped", "wall_s", "pretrain_wall_s")  # fmt: skip
+           "epochs", "best_epoch", "stopped", "wall_s", "cpu_s", "pretrain_wall_s", "pretrain_cpu_s")  # fmt: skip
 
 
 @dataclass
@@ -123,8 +123,9 @@ def row(run: Run, relative_to: Path | None = None) -> dict:
     for key, values in (("n_train", r.n_train), ("label_cost_cpu_s", r.label_cost_cpu_s)):
         _flat(key, values, out)
         out[key] = sum(values.values()) if values and None not in values.values() else None
-    out.update(epochs=r.epochs, best_epoch=r.best_epoch, stopped=r.stopped, wall_s=r.wall_s)
+    out.update(epochs=r.epochs, best_epoch=r.best_epoch, stopped=r.stopped, wall_s=r.wall_s, cpu_s=r.cpu_s)
     out["pretrain_wall_s"] = r.pretrain.wall_s if r.pretrain else None
+    out["pretrain_cpu_s"] = r.pretrain.cpu_s if r.pretrain else None
     _flat_metrics("", r.metrics, out)
     if r.pretrain:
         _flat_metrics("pretrain.", r.pretrain.metrics, out)

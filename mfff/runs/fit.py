@@ -47,6 +47,7 @@ class StageResult:
     best_epoch: int | None = None  # the epoch the best checkpoint was saved at (0-based)
     stopped: str = ""  # why training ended
     wall_s: float | None = None  # seconds from building the data to the last test metric
+    cpu_s: float | None = None  # this process's CPU seconds (all its threads) over the same span
     resumed_from: str | None = None  # the checkpoint this stage continued (resume)
 
 
@@ -100,7 +101,7 @@ def run_stage(
         check_compatible(saved, model_cfg, stage.heads, resume)
         check_resume(saved, settings, resume)
     stage.builder.check(model_cfg, stage.fidelities)
-    start = time.perf_counter()
+    clock = (time.perf_counter(), time.process_time())  # wall and CPU seconds from here to the last test metric
     data = instantiate(
         cfg.data,
         key="data",
@@ -134,12 +135,12 @@ def run_stage(
     )
     describe_wandb(trainer.loggers, cfg, stage.name, {f: s.n_train for f, s in stats.items()})
     try:
-        return _fit_and_evaluate(trainer, module, data, stage, output_dir, resume, stats, start, last)
+        return _fit_and_evaluate(trainer, module, data, stage, output_dir, resume, stats, clock, last)
     finally:  # one wandb run per stage: the next job of a sweep in this process must not log into it
         finish_wandb(trainer.loggers)
 
 
-def _fit_and_evaluate(trainer: pl.Trainer, module, data, stage: Stage, output_dir, resume, stats, start, last):
+def _fit_and_evaluate(trainer: pl.Trainer, module, data, stage: Stage, output_dir, resume, stats, clock, last):
     """Fit (from `resume`, a checkpoint, or afresh), then validate and test the best checkpoint."""
     log.info("stage %s: training %s (heads %s) in %s", stage.name, stage.train, stage.heads, output_dir)
     try:
@@ -182,7 +183,8 @@ def _fit_and_evaluate(trainer: pl.Trainer, module, data, stage: Stage, output_di
         trainer.is_global_zero,
         best_epoch=int(read_checkpoint(best)["epoch"]) if best else None,
         stopped=stopped,
-        wall_s=round(time.perf_counter() - start, 1),
+        wall_s=round(time.perf_counter() - clock[0], 1),
+        cpu_s=round(time.process_time() - clock[1], 1),
         resumed_from=resume,
     )
 

@@ -138,6 +138,7 @@ class PretrainCache:
                 best_epoch=result.best_epoch,
                 stopped=result.stopped,
                 wall_s=result.wall_s,
+                cpu_s=result.cpu_s,
                 best_checkpoint=Path(result.best_checkpoint).name if result.best_checkpoint else None,
                 metrics=result.metrics,
             )

@@ -15,6 +15,7 @@ from mfff.errors import Interrupted, TrainingDiverged
 from mfff.records import DIVERGED, FILENAME, FINISHED, INTERRUPTED, RunRecord
 from mfff.runs.execute import execute
 from mfff.runs.fit import processes_per_node
+from mfff.runs.kept_records import keep
 from mfff.runs.preemption import requeue, slurm_job_id, slurm_record
 from mfff.runs.report import UNITS, format_summary
 from mfff.runs.resume import AUTO
@@ -89,6 +90,7 @@ def _train(cfg: DictConfig, run_choices: dict | None) -> RunRecord:
         best_epoch=result.best_epoch,
         stopped=result.stopped,
         wall_s=result.wall_s,
+        cpu_s=result.cpu_s,
         resumed_from=result.resumed_from,
         best_checkpoint=result.best_checkpoint,
         metrics=result.metrics,
@@ -106,6 +108,7 @@ def _train(cfg: DictConfig, run_choices: dict | None) -> RunRecord:
             stopped = Interrupted(name, stage, result.epochs, result.steps, result.best_checkpoint, disk=where)
             stopped.record_written = False
             raise stopped from err
+        keep(cfg, record)  # paths.records_dir: the small record a study commits
         print(format_summary(record, path), flush=True)
     return record
 

@@ -1,0 +1,71 @@
+"""A study's kept records (paths.records_dir) carry it to a fresh clone: jobs with a record are skipped by their
+config hash, the others run, and a pre-training is built only when a job that runs needs it."""
+
+import json
+import shutil
+
+import yaml
+
+from mfff.records import RunRecord
+from tests.test_cli import _run
+from tests.train.conftest import QUICK
+
+SIZES = [f"data.sources.{f}.{k}=16" for f in ("gfn2", "dft") for k in ("n_val", "n_test")]
+
+
+def sweep(clone, *overrides):
+    """The tiny study's command, run from `clone` (its records dir is relative, as a study's is)."""
+    command = ["-m", "mfff.cli.train", "-m", "strategy=pretrain_finetune", "data.sources.gfn2.n_train=32",
+               "trainer.max_epochs=2", "strategy.pretrain.trainer.max_epochs=2", "paths.records_dir=records",
+               "paths.cache_dir=cache", "hydra.sweep.dir=sweep", *SIZES, *QUICK, *overrides]  # fmt: skip
+    result = _run(command, clone)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def kept(clone):
+    return {p.parent.name: RunRecord.read(p) for p in (clone / "records").glob("*/metrics.json")}
+
+
+def test_a_fresh_clone_skips_the_jobs_with_kept_records_and_runs_only_the_others(tmp_path):
+    first, fresh = tmp_path / "first", tmp_path / "fresh"
+    first.mkdir()
+    sweep(first, "data.sources.dft.n_train=16,32")
+    records = kept(first)
+    assert sorted(r.n_train["dft"] for r in records.values()) == [16, 32]
+    for config_hash, record in records.items():
+        assert record.finished and record.config_hash == config_hash and record.cpu_s > 0
+        resolved = yaml.safe_load((first / "records" / config_hash / "config.yaml").read_text())
+        assert resolved["data"]["sources"]["dft"]["n_train"] == record.n_train["dft"]
+        assert "${" not in json.dumps(resolved)  # resolved: no interpolation left
+
+    # a fresh clone has the committed records only: no run dirs, no pre-training cache
+    fresh.mkdir()
+    shutil.copytree(first / "records", fresh / "records")
+    # the same jobs in another order, another experiment name and another sweep: cosmetic, all kept -> nothing runs
+    said = sweep(fresh, "data.sources.dft.n_train=32,16", "experiment_name=renamed")
+    assert said.count("is kept in") == 2, said[-3000:]
+    assert not (fresh / "cache").exists()  # no job ran, so no pre-training was built
+    assert not list((fresh / "sweep").glob("*/metrics.json"))
+
+    said = sweep(fresh, "data.sources.dft.n_train=16,32,48")
+    assert said.count("is kept in") == 2, said[-3000:]
+    ran = list((fresh / "sweep").glob("*/metrics.json"))
+    assert len(ran) == 1 and RunRecord.read(ran[0]).n_train["dft"] == 48
+    assert RunRecord.read(ran[0]).pretrain.cache == "built"  # the job that ran needed the pre-training: built once
+    assert len(list((fresh / "cache" / "pretrain").glob("*/checkpoints"))) == 1
+    assert sorted(r.n_train["dft"] for r in kept(fresh).values()) == [16, 32, 48]
+    # the records kept are the very ones of the first clone: nothing was retrained
+    for config_hash, record in records.items():
+        assert kept(fresh)[config_hash].metrics == record.metrics
+
+
+def test_a_job_kept_by_another_study_is_reused_and_copied_into_this_one(tmp_path):
+    sweep(tmp_path, "data.sources.dft.n_train=16", "paths.records_dir=studies/one/runs")
+    said = sweep(tmp_path, "data.sources.dft.n_train=16", "paths.records_dir=studies/two/runs",
+                 "hydra.sweep.dir=sweep2", "paths.records_from=[studies/*/runs]")  # fmt: skip
+    assert "is kept in studies/one/runs/" in said, said[-3000:]
+    one, two = (list((tmp_path / "studies" / s / "runs").glob("*/metrics.json")) for s in ("one", "two"))
+    assert len(one) == len(two) == 1 and one[0].parent.name == two[0].parent.name
+    assert one[0].read_text() == two[0].read_text()
+    assert (two[0].parent / "config.yaml").is_file()
