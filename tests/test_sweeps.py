@@ -180,3 +180,35 @@ def test_a_rerun_through_the_submitit_launcher_skips_finished_jobs(tmp_path):
     assert "job 1: " not in logs  # job 1 had no metrics.json: it ran, silently, as a fresh job
     assert (tmp_path / "sweep" / "0" / "metrics.json").stat().st_mtime_ns == kept
     assert json.loads((tmp_path / "sweep" / "1" / "metrics.json").read_text())["status"] == "finished"
+
+
+def study_commands(study: str) -> list[list[str]]:
+    """The `mfff-train -m ...` lines of a study's README, as override lists."""
+    import shlex
+
+    text = (conf_dir().parent / "experiments" / study / "README.md").read_text()
+    lines = [line for line in text.splitlines() if line.startswith("mfff-train -m ")]
+    return [shlex.split(line, comments=True)[2:] for line in lines]
+
+
+@pytest.mark.parametrize("study", STUDIES)
+def test_every_job_of_every_study_command_composes_and_plans(study, tmp_path):
+    """Every job a study's README command makes (sweeps expanded) composes and its strategy plans, so no arm of a
+    sweep is a dead letter (e.g. `strategy=scratch` under a study file that sets pre-training options)."""
+    import itertools
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from mfff.train.checks import check_train_config
+    from mfff.utils.instantiate import instantiate
+
+    commands = study_commands(study)
+    assert commands, f"experiments/{study}/README.md has no `mfff-train -m` command"
+    for command in commands:
+        parsed = OverridesParser.create().parse_overrides(command)
+        choices = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override()
+                   else [o.input_line] for o in parsed]  # fmt: skip
+        for job in itertools.product(*choices):
+            cfg = compose_config("train", [*job, f"paths.output_dir={tmp_path}"])
+            check_train_config(cfg)
+            instantiate(cfg.strategy, _convert_="all").plan(cfg, tmp_path)
