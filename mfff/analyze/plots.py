@@ -122,3 +122,67 @@ def parity_plot(label: np.ndarray, predicted: np.ndarray, quantity: str, unit: s
     ax.set_title(title)
     ax.set_aspect("equal")
     return _save(plt, fig, path)
+
+
+NICE_STEPS = ((1, 2, 5), (1, 1.5, 2, 3, 5, 7), (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9))
+
+
+def labelled_log_ticks(low: float, high: float, at_least: int = 4) -> list[float]:
+    """Round ticks (1-2-5, then finer) covering [low, high] on a log axis, at least `at_least` of them where the range
+    allows, so every part of the axis has a readable number."""
+    import math
+
+    ticks: list[float] = []
+    for steps in NICE_STEPS:
+        ticks = [m * 10.0**e for e in range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1)
+                 for m in steps if low <= m * 10.0**e <= high]  # fmt: skip
+        if len(ticks) >= at_least:
+            break
+    return ticks or [low, high]
+
+
+def _label_log_axis(axis, values: list[float], ticks: list[float] | None = None) -> None:
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    low, high = min(values) / 1.15, max(values) * 1.15
+    axis.set_major_locator(FixedLocator(ticks or labelled_log_ticks(low, high)))
+    axis.set_major_formatter(lambda value, _: f"{value:g}")
+    axis.set_minor_locator(NullLocator())
+    axis.set_minor_formatter(NullFormatter())
+
+
+def arms_plot(arms: list, plot, unit: str, path: Path) -> Path:
+    """`plot.y` against `plot.x`: one line per value of `plot.by` (arms keyed by (*by, x)), the median over seeds
+    with the min-max range as error bars. A numeric x gets a log axis; otherwise the values are categories."""
+    plt, fig, ax = _figure()
+    lines: dict[tuple, list] = {}
+    for arm in arms:
+        if arm.summary(plot.y) is not None and arm.key[-1] is not None:
+            lines.setdefault(arm.key[:-1], []).append(arm)
+    numeric = all(isinstance(a.key[-1], (int, float)) and not isinstance(a.key[-1], bool)
+                  for members in lines.values() for a in members)  # fmt: skip
+    categories = sorted({str(a.key[-1]) for members in lines.values() for a in members})
+    ys = []
+    for k, (label, members) in enumerate(sorted(lines.items(), key=lambda item: str(item[0]))):
+        xs = [float(a.key[-1]) if numeric else categories.index(str(a.key[-1])) for a in members]
+        mid, low, high = zip(*(a.summary(plot.y) for a in members))
+        ys += [*low, *high]
+        seeds = max(len(a.by_seed) for a in members)
+        name = ", ".join(f"{c}={v}" for c, v in zip(plot.by, label)) or plot.y
+        ax.errorbar(xs, mid, yerr=[[m - lo for m, lo in zip(mid, low)], [hi - m for m, hi in zip(mid, high)]],
+                    fmt="o-", color=f"C{k % 10}", capsize=3, label=f"{name} ({seeds} seeds)")  # fmt: skip
+    ax.set_yscale("log")
+    if ys:
+        _label_log_axis(ax.yaxis, [y for y in ys if y > 0])
+    if numeric:
+        ax.set_xscale("log")
+        xs = sorted({float(a.key[-1]) for members in lines.values() for a in members})
+        _label_log_axis(ax.xaxis, xs, xs if len(xs) <= 8 else None)  # a sweep's own values, when few
+    else:
+        ax.set_xticks(range(len(categories)), categories, rotation=20, ha="right", fontsize=8)
+    ax.set_xlabel(plot.x)
+    ax.set_ylabel(f"{plot.y} [{unit}] (median, min-max over seeds)")
+    ax.set_title(f"{plot.y} against {plot.x}" + (f" ({', '.join(f'{k}={v}' for k, v in plot.where.items())})"
+                                                  if plot.where else ""))  # fmt: skip
+    ax.legend(fontsize=7)
+    return _save(plt, fig, path)

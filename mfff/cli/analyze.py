@@ -1,4 +1,5 @@
-"""`mfff-analyze runs=<multirun dir or run dirs>`: tables, log-log transfer fits, learning curves, cost, report."""
+"""`mfff-analyze runs=<multirun dir or run dirs>`: tables, log-log transfer fits, learning curves, cost, report;
+`mfff-analyze study=experiments/<study>`: that study's results.md from its kept records."""
 
 from __future__ import annotations
 
@@ -12,8 +13,14 @@ from mfff.config import conf_dir
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="analyze")
 def app(cfg: DictConfig) -> None:
     from mfff.analyze.report import analyse
+    from mfff.analyze.study_results import study_results
 
     with user_errors("mfff-analyze"):
+        if cfg.get("study"):
+            done = study_results(cfg.study)
+            verdicts = ", ".join(f"({v['id']}) {v['verdict']}" for v in done["verdicts"]) or "no findings"
+            print(f"mfff-analyze: {done['runs']} kept records; wrote {done['out']}: {verdicts}")
+            return
         result = analyse(cfg)
         for run in result["unfinished"]:
             print(f"mfff-analyze: skipping {run}")

@@ -1,0 +1,171 @@
+"""A study's `results.md`, plots and `verdicts.json`, made from its kept records alone (`<study>/runs`, committed):
+the commands of its README, a verdict per finding (rules: mfff/analyze/verdicts.py), the table of its arms and the
+CPU time spent. `mfff-analyze study=experiments/<study>` writes them; nothing in them is typed by hand."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from mfff.analyze.collect import collect, row
+from mfff.analyze.report import checked, unit_of
+from mfff.analyze.study_spec import Finding, Part, StudySpec, load_spec
+from mfff.analyze.verdicts import Arm, arms_of, combined, compare_level, comparison_verdict, matches, shrink_verdict
+from mfff.errors import UserError
+from mfff.utils.atomic import atomic_write_text
+
+RESULTS, VERDICTS = "results.md", "verdicts.json"
+
+
+def readme_commands(study_dir: Path) -> list[str]:
+    readme = study_dir / "README.md"
+    lines = readme.read_text().splitlines() if readme.is_file() else []
+    return [line for line in lines if line.startswith("mfff-train -m ")]
+
+
+def _metric_unit(column: str) -> str:
+    return unit_of(column.rsplit(".", 1)[-1])
+
+
+def _number(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _summary(arm: Arm, column: str) -> str:
+    found = arm.summary(column)
+    if found is None:
+        return ""
+    mid, low, high = found
+    return _number(mid) if low == high else f"{_number(mid)} [{_number(low)}, {_number(high)}]"
+
+
+def arms_table(spec: StudySpec, arms: list[Arm]) -> str:
+    head = [*spec.arms, "seeds", *(f"{m} ({_metric_unit(m)})" for m in spec.metrics), "CPU s (sum)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for arm in arms:
+        cpu = sum(v for v in arm.values("cpu_s").values())
+        cells = [*(str(v) for v in arm.key), str(len(arm.by_seed)), *(_summary(arm, m) for m in spec.metrics),
+                 _number(cpu)]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _arm(rows: list[dict], want: dict) -> Arm | None:
+    chosen = [r for r in rows if matches(r, want)]
+    return arms_of(chosen, [])[0] if chosen else None
+
+
+def judge_part(part: Part, rows: list[dict]) -> dict:
+    """The levels, verdict and key number of one comparison."""
+    rows = [r for r in rows if matches(r, part.where)]
+    values = sorted({r.get(part.per) for r in rows if r.get(part.per) is not None}) if part.per else [None]
+    levels = []
+    for value in values:
+        at = [r for r in rows if part.per is None or r.get(part.per) == value]
+        better, worse = _arm(at, part.better), _arm(at, part.worse)
+        level = compare_level(value, better, worse, part.metric) if better and worse else None
+        if level is not None:
+            levels.append(level)
+    verdicts = [comparison_verdict(levels)]
+    rho = None
+    if part.gain_shrinks:
+        shrink, rho = shrink_verdict(levels)
+        verdicts.append(shrink)
+    what = f"{_describe(part.worse)} / {_describe(part.better)}, median {part.metric}"
+    gains = ", ".join(f"{level.gain:.2f}x" + (f" at {part.per}={level.level}" if part.per else "") for level in levels)
+    key = f"{what}: {gains or 'no runs of both arms'}" + (f" (Spearman rho of gain vs {part.per}: {rho:.2f})"
+                                                           if rho is not None else "")  # fmt: skip
+    return {"verdict": combined(verdicts), "key": key, "levels": levels, "rho": rho}
+
+
+def _describe(want: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in want.items())
+
+
+def judge(finding: Finding, rows: list[dict]) -> dict:
+    parts = [judge_part(p, rows) for p in finding.parts]
+    return {"id": finding.id, "claim": finding.claim, "verdict": combined([p["verdict"] for p in parts]),
+            "key": "; ".join(p["key"] for p in parts), "parts": parts, "differs": finding.differs}  # fmt: skip
+
+
+def _levels_table(part: Part, judged: dict) -> str:
+    unit = _metric_unit(part.metric)
+    head = [part.per or "", f"{_describe(part.better)} ({unit})", f"{_describe(part.worse)} ({unit})", "gain",
+            "seeds", "outcome"]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for level in judged["levels"]:
+        b, w = (f"{_number(m)} [{_number(lo)}, {_number(hi)}]" for m, lo, hi in (level.better, level.worse))
+        lines.append(f"| {'' if level.level is None else level.level} | {b} | {w} | {level.gain:.2f}x | {level.seeds} "
+                     f"| {level.outcome} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def cpu_hours(runs) -> tuple[float, float, int]:
+    """(CPU h of the jobs' own stages, CPU h of their distinct pre-trainings, runs without a cpu_s)."""
+    own = sum(r.record.cpu_s or 0.0 for r in runs)
+    pretrainings = {r.record.pretrain.key or r.record.pretrain.checkpoint: r.record.pretrain.cpu_s or 0.0
+                    for r in runs if r.record.pretrain is not None}  # fmt: skip
+    missing = sum(r.record.cpu_s is None for r in runs)
+    return own / 3600, sum(pretrainings.values()) / 3600, missing
+
+
+def _plot_name(plot) -> str:
+    where = "_".join(f"{k}-{v}" for k, v in plot.where.items())
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{plot.y}_vs_{plot.x}{'_' + where if where else ''}") + ".png"
+
+
+def study_results(study_dir: Path, out_dir: Path | None = None) -> dict:
+    """Write results.md, the plots and verdicts.json of `study_dir` into `out_dir` (default: the study dir)."""
+    from mfff.analyze import plots
+
+    study_dir = Path(study_dir)
+    out_dir = Path(out_dir or study_dir)
+    spec = load_spec(study_dir)
+    if not (study_dir / "runs").is_dir():
+        raise UserError(f"{study_dir / 'runs'} does not exist: run the study's commands first (its README)")
+    runs, problems = checked(collect([study_dir / "runs"]), require_finished=False)
+    runs = sorted(runs, key=lambda r: r.path.name)
+    rows = [row(r, relative_to=study_dir) for r in runs]
+    arms = arms_of(rows, spec.arms)
+    judged = [judge(f, rows) for f in spec.findings]
+    own, pre, missing = cpu_hours(runs)
+    name = study_dir.name
+    sections = [
+        f"# {name}: results\n",
+        f"Made by `mfff-analyze study=experiments/{name}` from the {len(runs)} kept records in `runs/` (each job's "
+        "`metrics.json` and resolved `config.yaml`); do not edit by hand. Errors are medians over seeds with "
+        "[min, max]; the verdict rules are in `mfff/analyze/verdicts.py`.\n",
+        "## Commands\n\n```bash\n" + "\n".join(readme_commands(study_dir)) + "\n```\n",
+    ]
+    if problems:
+        sections.append("Left out: " + "; ".join(str(p) for p in problems) + "\n")
+    if judged:
+        sections.append("## Verdicts\n")
+        sections.append("| finding | claim | verdict | key numbers |\n|---|---|---|---|")
+        sections.append("\n".join(f"| ({j['id']}) | {j['claim']} | **{j['verdict']}** | {j['key']} |" for j in judged)
+                        + "\n")  # fmt: skip
+        for finding, j in zip(spec.findings, judged):
+            sections.append(f"### ({j['id']}) {j['claim']}: {j['verdict']}\n")
+            if finding.differs:
+                sections.append(f"Our setting: {finding.differs}\n")
+            for part, p in zip(finding.parts, j["parts"]):
+                where = f" ({_describe(part.where)})" if part.where else ""
+                sections.append(f"{_describe(part.better)} against {_describe(part.worse)}{where}, "
+                                f"{part.metric}: {p['verdict']}\n\n{_levels_table(part, p)}\n")  # fmt: skip
+    sections.append(f"## Every arm\n\n{arms_table(spec, arms)}\n")
+    if spec.plots:
+        sections.append("## Plots\n")
+        for plot in spec.plots:
+            file = _plot_name(plot)
+            chosen = [r for r in rows if matches(r, plot.where)]
+            plots.arms_plot(arms_of(chosen, [*plot.by, plot.x]), plot, _metric_unit(plot.y), out_dir / file)
+            sections.append(f"![{plot.y} against {plot.x}]({file})\n")
+    missing_line = f" ({missing} records without cpu_s, from before mfff recorded it)" if missing else ""
+    sections.append(f"## CPU time\n\n{own + pre:.2f} CPU hours: {own:.2f} in the jobs' own training and evaluation, "
+                    f"{pre:.2f} in their distinct pre-trainings (shared with other studies where their settings are "
+                    f"the same){missing_line}.\n")  # fmt: skip
+    atomic_write_text(out_dir / RESULTS, "\n".join(sections))
+    verdicts = [{k: j[k] for k in ("id", "claim", "verdict", "key")} for j in judged]
+    atomic_write_text(out_dir / VERDICTS, json.dumps(verdicts, indent=1) + "\n")
+    return {"runs": len(runs), "out": out_dir / RESULTS, "verdicts": verdicts}

@@ -1,0 +1,92 @@
+"""What a study's results.md shows, read from `experiments/<study>/study.yaml`:
+
+arms: [strategy, n_train.dft]          # row columns (mfff-analyze's runs.csv) that tell arms apart; seeds pooled
+metrics: [test.dft.forces_mae, test_mol.dft.forces_mae]   # the table's columns: median [min, max] over seeds
+plots:                                 # one plot each: y against x, a line per value of `by`
+  - {x: n_train.dft, y: test.dft.forces_mae, by: [strategy]}
+findings:
+  - id: a
+    claim: the paper's claim, in words
+    differs: where our setting differs from the paper's
+    parts:                             # each a comparison (mfff/analyze/verdicts.py has the rules)
+      - {better: {strategy: pretrain_finetune}, worse: {strategy: scratch}, per: n_train.dft,
+         metric: test.dft.forces_mae, where: {backbone: painn}, gain_shrinks: true}
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, field
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from mfff.errors import UserError
+
+SPEC_FILE = "study.yaml"
+
+
+@dataclass
+class Part:
+    better: dict
+    worse: dict
+    metric: str
+    per: str | None = None
+    where: dict = field(default_factory=dict)
+    gain_shrinks: bool = False
+
+
+@dataclass
+class Finding:
+    id: str
+    claim: str
+    parts: list[Part]
+    differs: str = ""
+
+
+@dataclass
+class Plot:
+    x: str
+    y: str
+    by: list[str] = field(default_factory=list)
+    where: dict = field(default_factory=dict)
+
+
+@dataclass
+class StudySpec:
+    arms: list[str]
+    metrics: list[str]
+    plots: list[Plot] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+
+def _fields(cls, data, where: str) -> dict:
+    if not isinstance(data, dict):
+        raise UserError(f"{where} must be a mapping, got {data!r}")
+    known = set(cls.__dataclass_fields__)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UserError(f"{where}: unknown key(s) {', '.join(unknown)}; the keys are {', '.join(sorted(known))}")
+    missing = [n for n in cls.__dataclass_fields__ if n not in data and _required(cls, n)]
+    if missing:
+        raise UserError(f"{where}: missing key(s) {', '.join(missing)}")
+    return data
+
+
+def _required(cls, name: str) -> bool:
+    f = cls.__dataclass_fields__[name]
+    return f.default is MISSING and f.default_factory is MISSING
+
+
+def load_spec(study_dir: Path) -> StudySpec:
+    path = study_dir / SPEC_FILE
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; a study dir needs a {SPEC_FILE} (see mfff/analyze/study_spec.py)")
+    data = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    data = _fields(StudySpec, data, str(path))
+    plots = [Plot(**_fields(Plot, p, f"{path}: plots[{i}]")) for i, p in enumerate(data.get("plots") or [])]
+    findings = []
+    for i, f in enumerate(data.get("findings") or []):
+        f = _fields(Finding, f, f"{path}: findings[{i}]")
+        parts = [Part(**_fields(Part, p, f"{path}: findings[{i}].parts[{j}]")) for j, p in enumerate(f["parts"])]
+        findings.append(Finding(str(f["id"]), f["claim"], parts, f.get("differs", "")))
+    return StudySpec(list(data["arms"]), list(data["metrics"]), plots, findings)

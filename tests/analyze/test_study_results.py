@@ -1,0 +1,151 @@
+"""A study's results.md from its kept records: the arm table, the verdict rules and the regeneration of every
+committed results.md."""
+
+from pathlib import Path
+
+import pytest
+
+from mfff.analyze.plots import labelled_log_ticks
+from mfff.analyze.study_results import RESULTS, study_results
+from mfff.analyze.verdicts import (
+    CONFIRMED,
+    HOLDS,
+    INCONCLUSIVE,
+    NOT_CONFIRMED,
+    ONE_SEED,
+    REVERSED,
+    WITHIN,
+    Arm,
+    compare_level,
+    shrink_verdict,
+    spearman,
+)
+from mfff.errors import UserError
+from mfff.records import RunRecord
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+METRIC = "test.dft.forces_mae"
+
+
+def arm(*values: float) -> Arm:
+    return Arm(("x",), {seed: {METRIC: v} for seed, v in enumerate(values)})
+
+
+@pytest.mark.parametrize(
+    ("better", "worse", "outcome"),
+    [
+        ((10, 11, 12), (20, 21, 22), HOLDS),  # d = 10 > 2 x spread 2
+        ((10, 11, 12), (12.5, 13, 15), HOLDS),  # d = 2 < 2 x 3, but every seed's own pair agrees (3 seeds)
+        ((10, 11, 14), (12, 13, 9), WITHIN),  # d = 2 within 2 x 5 and seed 2 disagrees
+        ((10, 12), (11, 13), WITHIN),  # two seeds: the pairing rule needs three
+        ((20, 21, 22), (10, 11, 12), REVERSED),
+        ((10,), (20,), ONE_SEED),  # no spread to judge a difference by
+    ],
+)
+def test_a_level_holds_only_beyond_the_seed_spread_or_seed_by_seed(better, worse, outcome):
+    level = compare_level(100, arm(*better), arm(*worse), METRIC)
+    assert level.outcome == outcome
+    assert level.better[0] == sorted(better)[len(better) // 2] if len(better) % 2 else True
+
+
+def test_the_gain_must_fall_with_the_level_to_confirm_that_it_shrinks():
+    falling = [compare_level(n, arm(10, 10.5, 11), arm(w, w + 0.5, w + 1), METRIC)
+               for n, w in ((50, 30), (100, 20), (200, 15), (400, 12))]  # fmt: skip
+    assert [round(level.gain, 2) for level in falling] == [2.9, 1.95, 1.48, 1.19]
+    assert shrink_verdict(falling) == (CONFIRMED, -1.0)
+    assert shrink_verdict(falling[::-1])[0] == CONFIRMED  # the order of the levels is their value, not the list's
+    growing = [compare_level(n, arm(10, 10.5, 11), arm(w, w + 0.5, w + 1), METRIC)
+               for n, w in ((50, 12), (100, 15), (200, 20))]  # fmt: skip
+    assert shrink_verdict(growing)[0] == NOT_CONFIRMED
+    assert shrink_verdict(falling[:2])[0] == INCONCLUSIVE  # two levels cannot show a trend
+    assert spearman([1, 2, 3, 4], [4, 3, 1, 2]) == pytest.approx(-0.8)
+
+
+def test_log_ticks_label_the_whole_range_of_a_narrow_axis():
+    ticks = labelled_log_ticks(55, 110)  # the old transfer plot labelled only 60 and 100
+    assert len(ticks) >= 4 and min(ticks) <= 60 and max(ticks) >= 100 and all(55 <= t <= 110 for t in ticks)
+    assert labelled_log_ticks(20, 900) == [20, 50, 100, 200, 500]
+
+
+SPEC = """arms: [strategy, n_train.dft]
+metrics: [test.dft.forces_mae]
+plots:
+  - {x: n_train.dft, y: test.dft.forces_mae, by: [strategy]}
+findings:
+  - id: a
+    claim: A beats B
+    differs: a made-up study
+    parts:
+      - {better: {strategy: pretrain_finetune}, worse: {strategy: scratch}, per: n_train.dft,
+         metric: test.dft.forces_mae, gain_shrinks: true}
+"""
+
+
+def make_study(root: Path, errors: dict) -> Path:
+    """A study dir with kept records of made-up errors {(strategy, n): [per seed]}: the aggregation under test,
+    not chemistry."""
+    study = root / "demo_study"
+    (study / "runs").mkdir(parents=True)
+    (study / "study.yaml").write_text(SPEC)
+    (study / "README.md").write_text("**Run:**\n```bash\nmfff-train -m experiment=demo_study seed=0,1,2\n```\n")
+    for (strategy, n), values in errors.items():
+        for seed, value in enumerate(values):
+            record = RunRecord("finished", strategy={"name": strategy, "fidelities": ["dft"]}, n_train={"dft": n},
+                               seed=seed, cpu_s=10.0, metrics={"test": {"dft": {"forces_mae": value}}},
+                               config_hash=f"{strategy}{n}{seed}")  # fmt: skip
+            record.write(study / "runs" / record.config_hash / "metrics.json")
+    return study
+
+
+def test_results_md_has_the_table_verdict_and_cpu_time_and_is_reproducible(tmp_path):
+    errors = {("scratch", 50): [30, 31, 32], ("pretrain_finetune", 50): [10, 11, 12], ("scratch", 200): [20, 21, 22],
+              ("pretrain_finetune", 200): [12, 13, 14], ("scratch", 800): [15, 16, 17],
+              ("pretrain_finetune", 800): [13, 14, 15]}  # fmt: skip
+    study = make_study(tmp_path, errors)
+    done = study_results(study)
+    text = (study / RESULTS).read_text()
+    assert done["runs"] == 18
+    assert "| pretrain_finetune | 50 | 3 | 11 [10, 12] | 30 |" in text
+    assert "| scratch | 800 | 3 | 16 [15, 17] | 30 |" in text
+    # gains 31/11 = 2.82, 21/13 = 1.62, 16/14 = 1.14: beats at 50 and 200, not beyond the spread at 800
+    assert "| 800 | 14 [13, 15] | 16 [15, 17] | 1.14x | 3 | holds |" in text  # each seed's pair agrees
+    assert done["verdicts"][0]["verdict"] == CONFIRMED
+    assert "2.82x at n_train.dft=50, 1.62x at n_train.dft=200, 1.14x at n_train.dft=800" in done["verdicts"][0]["key"]
+    assert "mfff-train -m experiment=demo_study seed=0,1,2" in text
+    assert "0.05 CPU hours" in text  # 18 x 10 s
+    assert (study / "test.dft.forces_mae_vs_n_train.dft.png").stat().st_size > 10_000
+    study_results(study, tmp_path / "again")
+    assert (tmp_path / "again" / RESULTS).read_text() == text
+
+
+def test_a_reversed_level_is_not_confirmed(tmp_path):
+    study = make_study(tmp_path, {("scratch", 50): [10, 11, 12], ("pretrain_finetune", 50): [20, 21, 22]})
+    assert study_results(study)["verdicts"][0]["verdict"] == NOT_CONFIRMED
+
+
+@pytest.mark.parametrize(
+    ("spec", "said"),
+    [
+        ("arms: [strategy]\n", "missing key(s) metrics"),
+        ("arms: [strategy]\nmetrics: []\nplot: []\n", "unknown key(s) plot"),
+        (
+            "arms: [a]\nmetrics: []\nfindings:\n  - {id: a, claim: c, parts: [{better: {}, metric: m}]}\n",
+            "findings[0].parts[0]: missing key(s) worse",
+        ),
+    ],
+)
+def test_a_bad_study_spec_names_the_file_and_key(tmp_path, spec, said):
+    study = make_study(tmp_path, {("scratch", 50): [1.0]})
+    (study / "study.yaml").write_text(spec)
+    with pytest.raises(UserError, match=r"study\.yaml") as err:
+        study_results(study)
+    assert said in str(err.value)
+
+
+COMMITTED = sorted(p.parent.name for p in EXPERIMENTS.glob("*/results.md") if (p.parent / "study.yaml").is_file())
+
+
+@pytest.mark.parametrize("study", COMMITTED)
+def test_every_committed_results_md_is_what_its_kept_records_give(study, tmp_path):
+    study_results(EXPERIMENTS / study, tmp_path)
+    assert (tmp_path / RESULTS).read_text() == (EXPERIMENTS / study / RESULTS).read_text()
