@@ -169,3 +169,32 @@ def study_results(study_dir: Path, out_dir: Path | None = None) -> dict:
     verdicts = [{k: j[k] for k in ("id", "claim", "verdict", "key")} for j in judged]
     atomic_write_text(out_dir / VERDICTS, json.dumps(verdicts, indent=1) + "\n")
     return {"runs": len(runs), "out": out_dir / RESULTS, "verdicts": verdicts}
+
+
+TABLE_START, TABLE_END = "<!-- findings: made by mfff-analyze studies=experiments -->", "<!-- /findings -->"
+
+
+def all_studies(experiments: Path) -> dict:
+    """Every study under `experiments` with a spec and kept records: its results.md anew, then the findings table of
+    `experiments/README.md` (between its markers) from their verdicts."""
+    experiments = Path(experiments)
+    readme = experiments / "README.md"
+    text = readme.read_text() if readme.is_file() else ""
+    if TABLE_START not in text or TABLE_END not in text:
+        raise UserError(f"{readme} has no findings table markers; add the lines {TABLE_START} and {TABLE_END}")
+    done, rows = {}, []
+    for study in sorted(p.parent for p in experiments.glob("*/study.yaml")):
+        if not (study / "runs").is_dir():
+            continue
+        result = study_results(study)
+        done[study.name] = result
+        plots = sorted(p.name for p in study.glob("*.png"))
+        plot = f"[plot]({study.name}/{plots[0]})" if plots else ""
+        for v in result["verdicts"]:
+            rows.append(f"| ({v['id']}) | {v['claim']} | **{v['verdict']}** | {v['key']} | "
+                        f"[{study.name}]({study.name}/results.md) {plot} |")  # fmt: skip
+    table = "\n".join(["| finding | the paper's claim | verdict | key numbers | study, plot |", "|---|---|---|---|---|",
+                       *sorted(rows)])  # fmt: skip
+    head, rest = text.split(TABLE_START, 1)
+    atomic_write_text(readme, f"{head}{TABLE_START}\n{table}\n{TABLE_END}{rest.split(TABLE_END, 1)[1]}")
+    return done

@@ -13,9 +13,14 @@ from mfff.config import conf_dir
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="analyze")
 def app(cfg: DictConfig) -> None:
     from mfff.analyze.report import analyse
-    from mfff.analyze.study_results import study_results
+    from mfff.analyze.study_results import all_studies, study_results
 
     with user_errors("mfff-analyze"):
+        if cfg.get("studies"):
+            for name, done in all_studies(cfg.studies).items():
+                print(f"mfff-analyze: {name}: {done['runs']} kept records; wrote {done['out']}")
+            print(f"mfff-analyze: wrote the findings table of {cfg.studies}/README.md")
+            return
         if cfg.get("study"):
             done = study_results(cfg.study)
             verdicts = ", ".join(f"({v['id']}) {v['verdict']}" for v in done["verdicts"]) or "no findings"

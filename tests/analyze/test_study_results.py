@@ -149,3 +149,23 @@ COMMITTED = sorted(p.parent.name for p in EXPERIMENTS.glob("*/results.md") if (p
 def test_every_committed_results_md_is_what_its_kept_records_give(study, tmp_path):
     study_results(EXPERIMENTS / study, tmp_path)
     assert (tmp_path / RESULTS).read_text() == (EXPERIMENTS / study / RESULTS).read_text()
+
+
+def test_the_findings_table_is_made_from_every_study_with_records(tmp_path):
+    from mfff.analyze.study_results import TABLE_END, TABLE_START, all_studies
+
+    make_study(tmp_path, {("scratch", 50): [30, 31, 32], ("pretrain_finetune", 50): [10, 11, 12]})
+    (tmp_path / "no_runs_yet").mkdir()
+    (tmp_path / "no_runs_yet" / "study.yaml").write_text(SPEC)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Experiments\n\n{TABLE_START}\nold table\n{TABLE_END}\n\nmore text\n")
+    done = all_studies(tmp_path)
+    assert list(done) == ["demo_study"]
+    text = readme.read_text()
+    assert "old table" not in text and text.endswith(f"{TABLE_END}\n\nmore text\n")
+    row = next(line for line in text.splitlines() if line.startswith("| (a)"))
+    assert "**inconclusive**" in row  # one level only: the gain cannot be seen to shrink
+    assert "2.82x at n_train.dft=50" in row and "[demo_study](demo_study/results.md)" in row
+    readme.write_text("# no markers\n")
+    with pytest.raises(UserError, match="findings table markers"):
+        all_studies(tmp_path)
