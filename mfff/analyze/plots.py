@@ -186,3 +186,35 @@ def arms_plot(arms: list, plot, unit: str, path: Path) -> Path:
                                                   if plot.where else ""))  # fmt: skip
     ax.legend(fontsize=7)
     return _save(plt, fig, path)
+
+
+def fits_plot(judged: dict, fit, unit: str, path: Path) -> Path:
+    """The runs of a log-log fit, coloured by group, each group's line, and the pooled line with its bootstrap band."""
+    plt, fig, ax = _figure()
+    xs_all = [r[fit.x] for r in judged["points"]]
+    grid = np.geomspace(min(xs_all) / 1.1, max(xs_all) * 1.1, 100)
+    for k, (name, members) in enumerate(sorted(judged["groups"].items())):
+        color = f"C{k % 10}"
+        ax.scatter([r[fit.x] for r in members], [r[fit.y] for r in members], color=color, zorder=3, s=18)
+        line = judged["fits"].get(name)
+        label = f"{name}: slope {line.slope:.2f}, R² {line.r2:.2f}" if line else f"{name} ({len(members)} runs)"
+        if line is not None:
+            ax.plot(grid, line.predict(grid), color=color, lw=1, label=label)
+        else:
+            ax.plot([], [], "o", color=color, label=label)
+    pooled = judged["fits"].get("pooled")
+    if pooled is not None and len(judged["groups"]) > 1:
+        low, high = pooled.band(grid)
+        ax.plot(grid, pooled.predict(grid), color="black", lw=2,
+                label=f"pooled: slope {pooled.slope:.2f} [{pooled.slope_ci[0]:.2f}, {pooled.slope_ci[1]:.2f}], "
+                      f"R² {pooled.r2:.2f}")  # fmt: skip
+        ax.fill_between(grid, low, high, color="black", alpha=0.12)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    _label_log_axis(ax.xaxis, xs_all)
+    _label_log_axis(ax.yaxis, [r[fit.y] for r in judged["points"]])
+    ax.set_xlabel(f"{fit.x} [{unit}]")
+    ax.set_ylabel(f"{fit.y} [{unit}]")
+    ax.set_title(judged["what"], fontsize=9)
+    ax.legend(fontsize=6)
+    return _save(plt, fig, path)

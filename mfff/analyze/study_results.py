@@ -9,9 +9,20 @@ import re
 from pathlib import Path
 
 from mfff.analyze.collect import collect, row
+from mfff.analyze.fit import MIN_POINTS, loglog_fit
 from mfff.analyze.report import checked, unit_of
-from mfff.analyze.study_spec import Finding, Part, StudySpec, load_spec
-from mfff.analyze.verdicts import Arm, arms_of, combined, compare_level, comparison_verdict, matches, shrink_verdict
+from mfff.analyze.study_spec import Finding, Fit, Part, StudySpec, load_spec
+from mfff.analyze.verdicts import (
+    INCONCLUSIVE,
+    Arm,
+    arms_of,
+    combined,
+    compare_level,
+    comparison_verdict,
+    fit_verdict,
+    matches,
+    shrink_verdict,
+)
 from mfff.errors import UserError
 from mfff.utils.atomic import atomic_write_text
 
@@ -101,6 +112,32 @@ def _levels_table(part: Part, judged: dict) -> str:
     return "\n".join(lines)
 
 
+def fit_runs(fit: Fit, rows: list[dict]) -> dict:
+    """The fits of one spec: per value of `by` (with enough points) and pooled, and the pooled fit's verdict."""
+    chosen = [r for r in rows if matches(r, fit.where) and r.get(fit.x) and r.get(fit.y)]
+    groups: dict[str, list[dict]] = {}
+    for r in chosen:
+        groups.setdefault(", ".join(f"{c}={r.get(c)}" for c in fit.by) or "all", []).append(r)
+    what = f"{fit.y} against {fit.x}"
+    found = {}
+    for name, members in [*sorted(groups.items()), ("pooled", chosen)] if fit.by else [("pooled", chosen)]:
+        if len(members) >= MIN_POINTS:
+            found[name] = loglog_fit([r[fit.x] for r in members], [r[fit.y] for r in members], what=f"{what}, {name}")
+    pooled = found.get("pooled")
+    verdict = fit_verdict(pooled.slope_ci, pooled.r2) if pooled else INCONCLUSIVE
+    key = (f"pooled slope {pooled.slope:.2f} [{pooled.slope_ci[0]:.2f}, {pooled.slope_ci[1]:.2f}], R² {pooled.r2:.2f}, "
+           f"{pooled.n} runs" if pooled else f"fewer than {MIN_POINTS} runs with both errors")  # fmt: skip
+    return {"fits": found, "groups": groups, "points": chosen, "verdict": verdict, "key": key, "what": what}
+
+
+def _fits_table(judged: dict) -> str:
+    lines = ["| runs | n | slope [95% interval] | intercept | R² |", "|---|---|---|---|---|"]
+    for name, f in judged["fits"].items():
+        lines.append(f"| {name} | {f.n} | {f.slope:.3f} [{f.slope_ci[0]:.3f}, {f.slope_ci[1]:.3f}] | "
+                     f"{f.intercept:.3f} | {f.r2:.3f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def cpu_hours(runs) -> tuple[float, float, int]:
     """(CPU h of the jobs' own stages, CPU h of their distinct pre-trainings, runs without a cpu_s)."""
     own = sum(r.record.cpu_s or 0.0 for r in runs)
@@ -129,6 +166,9 @@ def study_results(study_dir: Path, out_dir: Path | None = None) -> dict:
     rows = [row(r, relative_to=study_dir) for r in runs]
     arms = arms_of(rows, spec.arms)
     judged = [judge(f, rows) for f in spec.findings]
+    fitted = [fit_runs(f, rows) for f in spec.fits]
+    judged += [{"id": f.id, "claim": f.claim, "verdict": j["verdict"], "key": j["key"], "parts": [],
+                "differs": f.differs} for f, j in zip(spec.fits, fitted) if f.id]  # fmt: skip
     own, pre, missing = cpu_hours(runs)
     name = study_dir.name
     sections = [
@@ -145,7 +185,7 @@ def study_results(study_dir: Path, out_dir: Path | None = None) -> dict:
         sections.append("| finding | claim | verdict | key numbers |\n|---|---|---|---|")
         sections.append("\n".join(f"| ({j['id']}) | {j['claim']} | **{j['verdict']}** | {j['key']} |" for j in judged)
                         + "\n")  # fmt: skip
-        for finding, j in zip(spec.findings, judged):
+        for finding, j in zip(spec.findings, judged[: len(spec.findings)]):
             sections.append(f"### ({j['id']}) {j['claim']}: {j['verdict']}\n")
             if finding.differs:
                 sections.append(f"Our setting: {finding.differs}\n")
@@ -153,6 +193,17 @@ def study_results(study_dir: Path, out_dir: Path | None = None) -> dict:
                 where = f" ({_describe(part.where)})" if part.where else ""
                 sections.append(f"{_describe(part.better)} against {_describe(part.worse)}{where}, "
                                 f"{part.metric}: {p['verdict']}\n\n{_levels_table(part, p)}\n")  # fmt: skip
+    if fitted:
+        sections.append("## Log-log fits\n")
+    for fit, j in zip(spec.fits, fitted):
+        file = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"fit_{fit.y}_vs_{fit.x}") + ".png"
+        title = f"({fit.id}) {fit.claim}: {j['verdict']}" if fit.id else j["what"]
+        differs = f"Our setting: {fit.differs}\n\n" if fit.differs else ""
+        sections.append(f"### {title}\n\n{differs}log10({fit.y}) = intercept + slope log10({fit.x}):\n\n"
+                        f"{_fits_table(j)}\n")  # fmt: skip
+        if j["fits"]:
+            plots.fits_plot(j, fit, _metric_unit(fit.y), out_dir / file)
+            sections.append(f"![{j['what']}]({file})\n")
     sections.append(f"## Every arm\n\n{arms_table(spec, arms)}\n")
     if spec.plots:
         sections.append("## Plots\n")

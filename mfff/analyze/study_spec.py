@@ -52,11 +52,25 @@ class Plot:
 
 
 @dataclass
+class Fit:
+    """log10(y) against log10(x) over runs, one fit per value of `by` and one pooled; a finding when `id` is set."""
+
+    x: str
+    y: str
+    by: list[str] = field(default_factory=list)
+    where: dict = field(default_factory=dict)
+    id: str | None = None
+    claim: str = ""
+    differs: str = ""
+
+
+@dataclass
 class StudySpec:
     arms: list[str]
     metrics: list[str]
     plots: list[Plot] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    fits: list[Fit] = field(default_factory=list)
 
 
 def _fields(cls, data, where: str) -> dict:
@@ -89,4 +103,5 @@ def load_spec(study_dir: Path) -> StudySpec:
         f = _fields(Finding, f, f"{path}: findings[{i}]")
         parts = [Part(**_fields(Part, p, f"{path}: findings[{i}].parts[{j}]")) for j, p in enumerate(f["parts"])]
         findings.append(Finding(str(f["id"]), f["claim"], parts, f.get("differs", "")))
-    return StudySpec(list(data["arms"]), list(data["metrics"]), plots, findings)
+    fits = [Fit(**_fields(Fit, f, f"{path}: fits[{i}]")) for i, f in enumerate(data.get("fits") or [])]
+    return StudySpec(list(data["arms"]), list(data["metrics"]), plots, findings, fits)

@@ -11,6 +11,9 @@ A comparison is *confirmed* when it holds at every level, *not confirmed* when i
 *inconclusive* otherwise. With `gain_shrinks`, the gain median(worse) / median(better) must also fall as `per` grows:
 Spearman's rank correlation of gain and level <= -0.7 confirms it, >= 0 rejects it, anything between is inconclusive.
 A finding is confirmed when all its parts are, not confirmed when one is not, else inconclusive.
+
+A log-log fit (fine-tuned against pre-trained error) is *confirmed* linear when the pooled fit's slope interval lies
+above 0 and R² >= 0.8, *not confirmed* when R² < 0.5 or the whole interval is <= 0, and *inconclusive* otherwise.
 """
 
 from __future__ import annotations
@@ -130,3 +133,12 @@ def combined(verdicts: list[str]) -> str:
     if verdicts and all(v == CONFIRMED for v in verdicts):
         return CONFIRMED
     return NOT_CONFIRMED if NOT_CONFIRMED in verdicts else INCONCLUSIVE
+
+
+LINEAR_R2, NOT_LINEAR_R2 = 0.8, 0.5
+
+
+def fit_verdict(slope_ci: tuple[float, float], r2: float) -> str:
+    if slope_ci[0] > 0 and r2 >= LINEAR_R2:
+        return CONFIRMED
+    return NOT_CONFIRMED if slope_ci[1] <= 0 or r2 < NOT_LINEAR_R2 else INCONCLUSIVE

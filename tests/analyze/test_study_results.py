@@ -21,7 +21,7 @@ from mfff.analyze.verdicts import (
     spearman,
 )
 from mfff.errors import UserError
-from mfff.records import RunRecord
+from mfff.records import PretrainRef, RunRecord
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 METRIC = "test.dft.forces_mae"
@@ -169,3 +169,26 @@ def test_the_findings_table_is_made_from_every_study_with_records(tmp_path):
     readme.write_text("# no markers\n")
     with pytest.raises(UserError, match="findings table markers"):
         all_studies(tmp_path)
+
+
+def test_a_fit_spec_reports_each_group_and_the_pooled_slope_with_its_verdict(tmp_path):
+    study = make_study(tmp_path, {})
+    for k, (backbone, scale) in enumerate((("painn", 1.0), ("schnet", 1.3))):
+        for j, pre in enumerate((20.0, 40.0, 80.0)):  # y = scale * 2 * x^0.5: slope 0.5 in each group
+            record = RunRecord("finished", strategy={"name": "pretrain_finetune", "fidelities": ["dft"]},
+                               backbone=backbone, seed=0, cpu_s=1.0, config_hash=f"{k}{j}",
+                               metrics={"test": {"dft": {"forces_mae": scale * 2 * pre**0.5}}},
+                               pretrain=PretrainRef(metrics={"test": {"gfn2": {"forces_mae": pre}}}))  # fmt: skip
+            record.write(study / "runs" / record.config_hash / "metrics.json")
+    (study / "study.yaml").write_text(
+        "arms: [backbone]\nmetrics: [test.dft.forces_mae]\nfits:\n  - {x: pretrain.test.gfn2.forces_mae, "
+        "y: test.dft.forces_mae, by: [backbone], id: f, claim: log-log linear}\n"
+    )
+    done = study_results(study)
+    text = (study / RESULTS).read_text()
+    assert "| backbone=painn | 3 | 0.500 [0.500, 0.500] |" in text and "| backbone=schnet | 3 | 0.500" in text
+    assert "| pooled | 6 | 0.500 [" in text  # the offset between the groups widens the pooled interval, not the slope
+    # the same slope in both groups, their offset (1.3x) leaves part of the pooled variance unexplained
+    assert [(v["id"], v["claim"]) for v in done["verdicts"]] == [("f", "log-log linear")]
+    assert done["verdicts"][0]["key"].startswith("pooled slope 0.50 [")
+    assert (study / "fit_test.dft.forces_mae_vs_pretrain.test.gfn2.forces_mae.png").is_file()
