@@ -24,6 +24,7 @@ from mfff.analyze.verdicts import (
     shrink_verdict,
 )
 from mfff.errors import UserError
+from mfff.runs.kept_records import CONFIG_FILE
 from mfff.utils.atomic import atomic_write_text
 
 RESULTS, VERDICTS = "results.md", "verdicts.json"
@@ -152,6 +153,41 @@ def _plot_name(plot) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{plot.y}_vs_{plot.x}{'_' + where if where else ''}") + ".png"
 
 
+CONFIG_PREFIX = "config."
+
+
+def _columns(spec: StudySpec) -> set[str]:
+    wanted = {*spec.arms, *spec.metrics}
+    for plot in spec.plots:
+        wanted |= {plot.x, plot.y, *plot.by, *plot.where}
+    for finding in spec.findings:
+        for part in finding.parts:
+            wanted |= {part.metric, *part.better, *part.worse, *part.where, *([part.per] if part.per else [])}
+    for fit in spec.fits:
+        wanted |= {fit.x, fit.y, *fit.by, *fit.where}
+    return wanted
+
+
+def with_config_columns(rows: list[dict], runs, wanted: set[str]) -> None:
+    """Fill `config.<key>` columns from each run's kept resolved config.yaml (settings a record does not hold, e.g.
+    config.data.sources.gfn2.exclude_molecules_of); a list becomes its text, e.g. [dft]."""
+    from omegaconf import OmegaConf
+
+    keys = sorted(c for c in wanted if c.startswith(CONFIG_PREFIX))
+    if not keys:
+        return
+    for out, run in zip(rows, runs):
+        path = run.path / CONFIG_FILE
+        if not path.is_file():
+            raise UserError(f"{path} does not exist; the study's spec reads {keys[0]} from it (rerun that job)")
+        config = OmegaConf.load(path)
+        for key in keys:
+            value = OmegaConf.select(config, key[len(CONFIG_PREFIX) :])
+            if OmegaConf.is_config(value):
+                value = OmegaConf.to_container(value)
+            out[key] = "[" + ",".join(map(str, value)) + "]" if isinstance(value, list) else value
+
+
 def study_results(study_dir: Path, out_dir: Path | None = None) -> dict:
     """Write results.md, the plots and verdicts.json of `study_dir` into `out_dir` (default: the study dir)."""
     from mfff.analyze import plots
@@ -164,6 +200,7 @@ def study_results(study_dir: Path, out_dir: Path | None = None) -> dict:
     runs, problems = checked(collect([study_dir / "runs"]), require_finished=False)
     runs = sorted(runs, key=lambda r: r.path.name)
     rows = [row(r, relative_to=study_dir) for r in runs]
+    with_config_columns(rows, runs, _columns(spec))
     arms = arms_of(rows, spec.arms)
     judged = [judge(f, rows) for f in spec.findings]
     fitted = [fit_runs(f, rows) for f in spec.fits]

@@ -192,3 +192,21 @@ def test_a_fit_spec_reports_each_group_and_the_pooled_slope_with_its_verdict(tmp
     assert [(v["id"], v["claim"]) for v in done["verdicts"]] == [("f", "log-log linear")]
     assert done["verdicts"][0]["key"].startswith("pooled slope 0.50 [")
     assert (study / "fit_test.dft.forces_mae_vs_pretrain.test.gfn2.forces_mae.png").is_file()
+
+
+def test_config_columns_come_from_each_kept_resolved_config(tmp_path):
+    study = make_study(tmp_path, {("pretrain_finetune", 100): [10, 11, 12, 20, 21, 22]})
+    for path in sorted((study / "runs").iterdir()):
+        excluded = "[dft]" if int(path.name[-1]) < 3 else "[]"  # seeds 0-2 pre-trained apart from the DFT molecules
+        (path / "config.yaml").write_text(f"data:\n  sources:\n    gfn2:\n      exclude_molecules_of: {excluded}\n")
+        record = RunRecord.read(path / "metrics.json")
+        record.seed = int(path.name[-1]) % 3
+        record.write(path / "metrics.json")
+    key = "config.data.sources.gfn2.exclude_molecules_of"
+    (study / "study.yaml").write_text(f"arms: [{key}]\nmetrics: [test.dft.forces_mae]\n")
+    study_results(study)
+    text = (study / RESULTS).read_text()
+    assert "| [dft] | 3 | 11 [10, 12] |" in text and "| [] | 3 | 21 [20, 22] |" in text
+    (study / "runs" / path.name / "config.yaml").unlink()
+    with pytest.raises(UserError, match="config.yaml does not exist"):
+        study_results(study)
