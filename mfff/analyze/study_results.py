@@ -139,6 +139,26 @@ def _fits_table(judged: dict) -> str:
     return "\n".join(lines)
 
 
+def _cost_section(cost, runs, out_dir: Path) -> str:
+    from mfff.analyze import plots
+    from mfff.analyze.planner import pareto_front, plan
+    from mfff.analyze.studies import cost_points
+
+    unit = unit_of(cost.metric)
+    points = cost_points(runs, cost.fidelity, cost.metric, cost.split)
+    if not points:
+        return "## Cost and accuracy\n\nNo run records the cost of every label.\n"
+    plots.cost_plot(points, cost.fidelity, cost.metric, unit, out_dir / "cost_accuracy.png")
+    front = "\n".join(
+        f"- {p.label}, {p.family}: {p.error:.4g} {unit} for {p.cost:.4g} CPU s" for p in pareto_front(points)
+    )
+    text = f"## Cost and accuracy\n\n![cost and accuracy](cost_accuracy.png)\n\nPareto front:\n{front}\n"
+    if cost.target_error is not None or cost.budget is not None:
+        answers = plan(points, cost.target_error, cost.budget)
+        text += "\nThe planner:\n" + "\n".join(f"- {a.describe('CPU s', unit)}" for a in answers) + "\n"
+    return text
+
+
 def cpu_hours(runs) -> tuple[float, float, int]:
     """(CPU h of the jobs' own stages, CPU h of their distinct pre-trainings, runs without a cpu_s)."""
     own = sum(r.record.cpu_s or 0.0 for r in runs)
@@ -241,6 +261,8 @@ def study_results(study_dir: Path, out_dir: Path | None = None) -> dict:
         if j["fits"]:
             plots.fits_plot(j, fit, _metric_unit(fit.y), out_dir / file)
             sections.append(f"![{j['what']}]({file})\n")
+    if spec.cost is not None:
+        sections.append(_cost_section(spec.cost, runs, out_dir))
     sections.append(f"## Every arm\n\n{arms_table(spec, arms)}\n")
     if spec.plots:
         sections.append("## Plots\n")

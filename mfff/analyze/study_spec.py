@@ -65,12 +65,24 @@ class Fit:
 
 
 @dataclass
+class Cost:
+    """Error against label CPU cost (mfff-analyze's cost plot and Pareto front), and the planner's answer."""
+
+    fidelity: str
+    metric: str = "forces_mae"
+    split: str = "test"
+    target_error: float | None = None
+    budget: float | None = None
+
+
+@dataclass
 class StudySpec:
     arms: list[str]
     metrics: list[str]
     plots: list[Plot] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     fits: list[Fit] = field(default_factory=list)
+    cost: Cost | None = None
 
 
 def _fields(cls, data, where: str) -> dict:
@@ -104,4 +116,5 @@ def load_spec(study_dir: Path) -> StudySpec:
         parts = [Part(**_fields(Part, p, f"{path}: findings[{i}].parts[{j}]")) for j, p in enumerate(f["parts"])]
         findings.append(Finding(str(f["id"]), f["claim"], parts, f.get("differs", "")))
     fits = [Fit(**_fields(Fit, f, f"{path}: fits[{i}]")) for i, f in enumerate(data.get("fits") or [])]
-    return StudySpec(list(data["arms"]), list(data["metrics"]), plots, findings, fits)
+    cost = Cost(**_fields(Cost, data["cost"], f"{path}: cost")) if data.get("cost") else None
+    return StudySpec(list(data["arms"]), list(data["metrics"]), plots, findings, fits, cost)

@@ -210,3 +210,24 @@ def test_config_columns_come_from_each_kept_resolved_config(tmp_path):
     (study / "runs" / path.name / "config.yaml").unlink()
     with pytest.raises(UserError, match="config.yaml does not exist"):
         study_results(study)
+
+
+def test_a_cost_spec_gives_the_cost_plot_the_pareto_front_and_the_plan(tmp_path):
+    study = make_study(tmp_path, {})
+    for k, (strategy, n_dft, n_gfn2, error) in enumerate((("scratch", 100, 0, 80.0), ("scratch", 400, 0, 40.0),
+                                                           ("multihead", 100, 900, 50.0))):  # fmt: skip
+        n_train = {"dft": n_dft, **({"gfn2": n_gfn2} if n_gfn2 else {})}
+        record = RunRecord("finished", strategy={"name": strategy, "fidelities": sorted(n_train)}, seed=0, cpu_s=1.0,
+                           n_train=n_train, label_cost_cpu_s={f: 2.0 * n if f == "dft" else 0.001 * n
+                                                              for f, n in n_train.items()},
+                           metrics={"test": {"dft": {"forces_mae": error}}}, config_hash=str(k))  # fmt: skip
+        record.write(study / "runs" / record.config_hash / "metrics.json")
+    (study / "study.yaml").write_text("arms: [strategy, n_train.dft]\nmetrics: [test.dft.forces_mae]\n"
+                                      "cost: {fidelity: dft, target_error: 60}\n")  # fmt: skip
+    study_results(study)
+    text = (study / RESULTS).read_text()
+    front = text.split("Pareto front:\n", 1)[1].split("\n\n", 1)[0]
+    assert front.count("- ") == 3  # every run: scratch 100 is cheapest, multihead beats it for 0.9 s, scratch 400 best
+    assert "50 meV/Å for 200.9 CPU s" in front and "40 meV/Å for 800 CPU s" in front
+    assert "The planner:" in text and "200.9" in text.split("The planner:", 1)[1]
+    assert (study / "cost_accuracy.png").is_file()
