@@ -194,7 +194,8 @@ def study_commands(study: str) -> list[list[str]]:
 @pytest.mark.parametrize("study", STUDIES)
 def test_every_job_of_every_study_command_composes_and_plans(study, tmp_path):
     """Every job a study's README command makes (sweeps expanded) composes and its strategy plans, so no arm of a
-    sweep is a dead letter (e.g. `strategy=scratch` under a study file that sets pre-training options)."""
+    sweep is a dead letter (e.g. `strategy=scratch` under a study file that sets pre-training options); and every
+    committed record is still one of those jobs (a config change that moved the hashes would rerun the study)."""
     import itertools
 
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -202,8 +203,11 @@ def test_every_job_of_every_study_command_composes_and_plans(study, tmp_path):
     from mfff.train.checks import check_train_config
     from mfff.utils.instantiate import instantiate
 
+    from mfff.train.settings import config_hash
+
     commands = study_commands(study)
     assert commands, f"experiments/{study}/README.md has no `mfff-train -m` command"
+    hashes = set()
     for command in commands:
         parsed = OverridesParser.create().parse_overrides(command)
         choices = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override()
@@ -212,3 +216,7 @@ def test_every_job_of_every_study_command_composes_and_plans(study, tmp_path):
             cfg = compose_config("train", [*job, f"paths.output_dir={tmp_path}"])
             check_train_config(cfg)
             instantiate(cfg.strategy, _convert_="all").plan(cfg, tmp_path)
+            hashes.add(config_hash(cfg))
+    # a committed record whose hash no job makes any more would be orphaned: its job would silently run again
+    kept = {p.parent.name for p in (conf_dir().parent / "experiments" / study / "runs").glob("*/metrics.json")}
+    assert kept <= hashes, f"records of {study} that no job of its commands matches: {sorted(kept - hashes)}"
