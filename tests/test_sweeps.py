@@ -201,9 +201,8 @@ def test_every_job_of_every_study_command_composes_and_plans(study, tmp_path):
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from mfff.train.checks import check_train_config
-    from mfff.utils.instantiate import instantiate
-
     from mfff.train.settings import config_hash
+    from mfff.utils.instantiate import instantiate
 
     commands = study_commands(study)
     assert commands, f"experiments/{study}/README.md has no `mfff-train -m` command"
