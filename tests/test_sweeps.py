@@ -219,3 +219,36 @@ def test_every_job_of_every_study_command_composes_and_plans(study, tmp_path):
     # a committed record whose hash no job makes any more would be orphaned: its job would silently run again
     kept = {p.parent.name for p in (conf_dir().parent / "experiments" / study / "runs").glob("*/metrics.json")}
     assert kept <= hashes, f"records of {study} that no job of its commands matches: {sorted(kept - hashes)}"
+
+
+def expand_jobs(overrides: list[str]) -> set[frozenset]:
+    """Every job of a multirun command line, as its set of `key=value` overrides."""
+    import itertools
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    choices = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override()
+               else [o.input_line] for o in parsed]  # fmt: skip
+    return {frozenset(job) for job in itertools.product(*choices)}
+
+
+def test_the_batches_run_exactly_the_jobs_of_the_study_commands():
+    """experiments/batches/*.sh cut the README commands into parts (by seed, size): together they are the plan, so
+    every job of every study is in a batch, and a batch runs no job that a README does not show."""
+    import shlex
+
+    batches = sorted((conf_dir().parent / "experiments" / "batches").glob("[0-9]*.sh"))
+    planned: dict[str, set] = {}
+    for path in batches:
+        for line in path.read_text().splitlines():
+            words = shlex.split(line, comments=True)
+            if words[:1] == ["run"]:
+                study = words[1]
+                planned.setdefault(study, set()).update(expand_jobs([f"experiment={study}", *words[3:]]))
+    for study in STUDIES:
+        shown = set().union(*(expand_jobs(c) for c in study_commands(study)))
+        assert planned.get(study, set()) == shown, (
+            f"{study}: in no batch {sorted(map(sorted, shown - planned.get(study, set())))[:3]}; "
+            f"in no README command {sorted(map(sorted, planned.get(study, set()) - shown))[:3]}"
+        )

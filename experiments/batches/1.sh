@@ -2,14 +2,8 @@
 # Batch 1 of the plan (experiments/README.md): the PaiNN-s GFN2-2000 pre-training of each seed and every fine-tune
 # that needs it (strategies scratch/fine-tune, replay, finetune_mode, forces). Two lanes, one thread each; run from
 # the repository root. Resumable: a rerun skips every job with a kept record (experiments/<study>/runs).
-set -u
-export OMP_NUM_THREADS=1 WANDB_MODE=offline
-run() {  # study, sweep tag, overrides...
-    local study=$1 tag=$2; shift 2
-    mfff-train -m "experiment=$study" threads=1 "hydra.sweep.dir=multirun/$study/$tag" "$@" \
-        >> "multirun/batch1.$tag.log" 2>&1 || echo "$study $tag failed ($?)" >> multirun/batch1.failed
-}
-mkdir -p multirun
+BATCH=1
+source "$(dirname "$0")/lib.sh"
 lane_a() {
     run strategies s0 strategy=scratch,pretrain_finetune data.sources.dft.n_train=50,100,200,400,800 seed=0
     run replay s0 'strategy@strategy.finetune=finetune,replay_finetune' seed=0
@@ -26,5 +20,4 @@ lane_b() {
     run forces s2 strategy.pretrain.use_forces=false,true data.sources.gfn2.n_train=500,2000 seed=2
     run finetune_mode s2 strategy/params@strategy.finetune.params=full,partial,frozen_backbone strategy.finetune.head=new,reuse data.sources.dft.n_train=100,400 seed=2
 }
-lane_a & lane_b & wait
-echo "batch 1 done $(date -u)" >> multirun/batch1.done
+lanes

@@ -2,14 +2,8 @@
 # Batch 2 of the plan (experiments/README.md): the PaiNN-s multi-head jobs of strategies and many_heads (no pre-training
 # to share), and different_molecules (its own GFN2-1500 pre-trainings). Two lanes, one thread each; run from
 # the repository root. Resumable: a rerun skips every job with a kept record (experiments/<study>/runs).
-set -u
-export OMP_NUM_THREADS=1 WANDB_MODE=offline
-run() {  # study, sweep tag, overrides...
-    local study=$1 tag=$2; shift 2
-    mfff-train -m "experiment=$study" threads=1 "hydra.sweep.dir=multirun/$study/$tag" "$@" \
-        >> "multirun/batch2.$tag.log" 2>&1 || echo "$study $tag failed ($?)" >> multirun/batch2.failed
-}
-mkdir -p multirun
+BATCH=2
+source "$(dirname "$0")/lib.sh"
 lane_a() {
     run strategies mh_s0 strategy=multihead data.sources.dft.n_train=50,200,800 seed=0
     run strategies mh_s2 strategy=multihead data.sources.dft.n_train=50,200,800 seed=2
@@ -23,5 +17,4 @@ lane_b() {
     run many_heads scratch strategy=scratch seed=0,1,2
     run many_heads s0 'fidelities=[dft,gfn2],[dft,gfn1,gfn2],[cc,dft,gfn1,gfn2]' seed=0
 }
-lane_a & lane_b & wait
-echo "batch 1 done $(date -u)" >> multirun/batch2.done
+lanes
