@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,6 +16,22 @@ from mfff.train.checkpoints import architecture, load_module
 from mfff.utils.instantiate import instantiate
 
 BATCH = 64
+PRETRAINED = ":pretrain"  # `<run dir>:pretrain`: the pre-trained checkpoint that run started from
+
+
+def checkpoint_source(source: str, key: str) -> str:
+    """A run dir or .ckpt as given, or for `<run dir>:pretrain` the pre-training checkpoint its metrics.json names
+    (a pretrain_finetune run's cached pre-training, a finetune run's `strategy.from`)."""
+    from mfff.records import FILENAME, RunRecord
+
+    if not source.endswith(PRETRAINED):
+        return source
+    run_dir = Path(source[: -len(PRETRAINED)])
+    record = RunRecord.read(run_dir / FILENAME)
+    if record.pretrain is None or not record.pretrain.checkpoint:
+        raise UserError(f"{key}: {run_dir} did not start from a pre-training (its {FILENAME} names none); drop "
+                        f"{PRETRAINED} to compare the run's own checkpoint")  # fmt: skip
+    return record.pretrain.checkpoint
 
 
 def test_structures(data_cfg, fidelity: str, split: str, limit: int | None = None) -> list:

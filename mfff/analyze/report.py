@@ -10,7 +10,14 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from mfff.analyze import plots
-from mfff.analyze.checkpoints import Predictions, atom_features, load_checkpoints, predictions, test_structures
+from mfff.analyze.checkpoints import (
+    Predictions,
+    atom_features,
+    checkpoint_source,
+    load_checkpoints,
+    predictions,
+    test_structures,
+)
 from mfff.analyze.collect import Collection, Run, collect, row, to_csv, to_markdown
 from mfff.analyze.planner import pareto_front, plan
 from mfff.analyze.similarity import linear_cka, mean_cca
@@ -153,9 +160,13 @@ def _described(source: Path) -> str | None:
 
 def similarity_section(cfg, out: Path) -> str:
     """Linear CKA (and mean CCA) between every pair of checkpoints' per-atom features on the same structures."""
-    sources = [str(s) for s in cfg.similarity.checkpoints]
+    sources = [checkpoint_source(str(s), "similarity.checkpoints") for s in cfg.similarity.checkpoints]
     if len(sources) < 2:
         raise UserError("similarity.checkpoints needs two or more checkpoints (run dirs or .ckpt files) to compare")
+    given = [str(n) for n in cfg.similarity.get("names") or []]
+    if given and len(given) != len(sources):
+        raise UserError(f"similarity.names has {len(given)} names for {len(sources)} checkpoints; give one a "
+                        "checkpoint or none")  # fmt: skip
     modules = load_checkpoints(sources, "similarity.checkpoints")
     structures = test_structures(cfg.data, cfg.similarity.fidelity, cfg.similarity.split, cfg.similarity.structures)
     features = [atom_features(m, structures, cfg.similarity.layer) for m in modules]
@@ -165,10 +176,10 @@ def similarity_section(cfg, out: Path) -> str:
         for j in range(i + 1, n):
             cka[i, j] = cka[j, i] = linear_cka(features[i], features[j])
             cca[i, j] = cca[j, i] = mean_cca(features[i], features[j])
-    names = _names(sources)
+    names = given or _names(sources)
     layer = cfg.similarity.layer or "the backbone's output"
     plots.heatmap(names, cka, f"linear CKA at {layer}", out / "similarity.png")
-    record = {"checkpoints": sources, "layer": cfg.similarity.layer, "atoms": int(features[0].shape[0]),
+    record = {"checkpoints": sources, "names": names, "layer": cfg.similarity.layer, "atoms": int(features[0].shape[0]),
               "linear_cka": cka.tolist(), "mean_cca": cca.tolist()}  # fmt: skip
     atomic_write_text(out / "similarity.json", json.dumps(record, indent=1) + "\n")
     rows = [{"checkpoint": names[i], **{f"CKA {names[j]}": float(cka[i, j]) for j in range(n)},

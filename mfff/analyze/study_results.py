@@ -16,6 +16,8 @@ from mfff.analyze.verdicts import (
     INCONCLUSIVE,
     Arm,
     arms_of,
+    cka_outcome,
+    cka_verdict,
     combined,
     compare_level,
     comparison_verdict,
@@ -159,6 +161,49 @@ def _cost_section(cost, runs, out_dir: Path) -> str:
     return text
 
 
+def similarity_claims(spec, study_dir: Path) -> tuple[list[dict], str]:
+    """The verdicts of the representation claims, and the section showing the CKA matrix and each comparison."""
+    path = study_dir / spec.similarity.file
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: run the mfff-analyze similarity command of {study_dir}/README.md")
+    found = json.loads(path.read_text())
+    names = found.get("names") or []
+    if len(names) != len(found["linear_cka"]):
+        raise UserError(f"{path} has no names for its checkpoints; make it with similarity.names=[...]")
+    cka = {(a, b): found["linear_cka"][i][j] for i, a in enumerate(names) for j, b in enumerate(names)}
+    lines = ["| | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
+    lines += [f"| {a} | " + " | ".join(f"{cka[a, b]:.3f}" for b in names) + " |" for a in names]
+    picture = Path(spec.similarity.file).with_name("similarity.png")
+    sections = [
+        f"## Representations\n\nLinear CKA of the backbones' per-atom features ({found['atoms']} atoms; "
+        f"`{spec.similarity.file}`):\n\n![similarity]({picture.as_posix()})\n\n" + "\n".join(lines) + "\n"
+    ]
+    verdicts = []
+    for claim in spec.similarity.claims:
+        outcomes, keys = [], []
+        for part in claim.parts:
+            pairs = [tuple(part["higher"]), *[tuple(p) for p in _pairs(part["lower"])]]
+            unknown = sorted({n for pair in pairs for n in pair} - set(names))
+            if unknown:
+                raise UserError(f"{study_dir / 'study.yaml'}: similarity claim {claim.id} names {', '.join(unknown)}, "
+                                f"not in {path} (names {', '.join(names)})")  # fmt: skip
+            high = cka[pairs[0]]
+            for low_pair in pairs[1:]:
+                outcomes.append(cka_outcome(high, cka[low_pair]))
+                keys.append(f"CKA({', '.join(pairs[0])}) {high:.3f} vs CKA({', '.join(low_pair)}) {cka[low_pair]:.3f}")
+        verdict = cka_verdict(outcomes)
+        verdicts.append({"id": claim.id, "claim": claim.claim, "verdict": verdict, "key": "; ".join(keys),
+                         "parts": [], "differs": claim.differs})  # fmt: skip
+        sections.append(f"- ({claim.id}) {claim.claim}: **{verdict}**: " + "; ".join(
+            f"{k} ({o})" for k, o in zip(keys, outcomes)))  # fmt: skip
+    return verdicts, "\n".join(sections) + "\n"
+
+
+def _pairs(lower) -> list:
+    """`lower` as a list of pairs: one pair [a, b] or several [[a, b], [c, d]]."""
+    return [lower] if lower and isinstance(lower[0], str) else list(lower)
+
+
 def cpu_hours(runs) -> tuple[float, float, int]:
     """(CPU h of the jobs' own stages, CPU h of their distinct pre-trainings, runs without a cpu_s)."""
     own = sum(r.record.cpu_s or 0.0 for r in runs)
@@ -215,17 +260,21 @@ def study_results(study_dir: Path, out_dir: Path | None = None) -> dict:
     study_dir = Path(study_dir)
     out_dir = Path(out_dir or study_dir)
     spec = load_spec(study_dir)
-    if not (study_dir / "runs").is_dir():
+    runs, problems = [], []
+    if (study_dir / "runs").is_dir():
+        runs, problems = checked(collect([study_dir / "runs"]), require_finished=False)
+    elif spec.arms or not spec.similarity:  # a study of representations alone has no runs of its own
         raise UserError(f"{study_dir / 'runs'} does not exist: run the study's commands first (its README)")
-    runs, problems = checked(collect([study_dir / "runs"]), require_finished=False)
     runs = sorted(runs, key=lambda r: r.path.name)
     rows = [row(r, relative_to=study_dir) for r in runs]
     with_config_columns(rows, runs, _columns(spec))
     arms = arms_of(rows, spec.arms)
     judged = [judge(f, rows) for f in spec.findings]
     fitted = [fit_runs(f, rows) for f in spec.fits]
+    similar, similar_section = similarity_claims(spec, study_dir) if spec.similarity else ([], "")
     judged += [{"id": f.id, "claim": f.claim, "verdict": j["verdict"], "key": j["key"], "parts": [],
                 "differs": f.differs} for f, j in zip(spec.fits, fitted) if f.id]  # fmt: skip
+    judged += similar
     own, pre, missing = cpu_hours(runs)
     name = study_dir.name
     sections = [
@@ -263,6 +312,8 @@ def study_results(study_dir: Path, out_dir: Path | None = None) -> dict:
             sections.append(f"![{j['what']}]({file})\n")
     if spec.cost is not None:
         sections.append(_cost_section(spec.cost, runs, out_dir))
+    if similar_section:
+        sections.append(similar_section)
     sections.append(f"## Every arm\n\n{arms_table(spec, arms)}\n")
     if spec.plots:
         sections.append("## Plots\n")
@@ -294,8 +345,9 @@ def all_studies(experiments: Path) -> dict:
         raise UserError(f"{readme} has no findings table markers; add the lines {TABLE_START} and {TABLE_END}")
     done, rows = {}, []
     for study in sorted(p.parent for p in experiments.glob("*/study.yaml")):
-        if not (study / "runs").is_dir():
-            continue
+        spec = load_spec(study)
+        if not (study / "runs").is_dir() and not (spec.similarity and (study / spec.similarity.file).is_file()):
+            continue  # nothing run yet
         result = study_results(study)
         done[study.name] = result
         plots = sorted(p.name for p in study.glob("*.png"))

@@ -76,6 +76,22 @@ class Cost:
 
 
 @dataclass
+class SimilarityClaim:
+    """CKA of the `higher` pair of checkpoints (by name) exceeds that of each `lower` pair, in every part."""
+
+    id: str
+    claim: str
+    parts: list[dict]
+    differs: str = ""
+
+
+@dataclass
+class Similarity:
+    file: str  # a similarity.json of mfff-analyze (similarity.names set), relative to the study dir
+    claims: list[SimilarityClaim] = field(default_factory=list)
+
+
+@dataclass
 class StudySpec:
     arms: list[str]
     metrics: list[str]
@@ -83,6 +99,7 @@ class StudySpec:
     findings: list[Finding] = field(default_factory=list)
     fits: list[Fit] = field(default_factory=list)
     cost: Cost | None = None
+    similarity: Similarity | None = None
 
 
 def _fields(cls, data, where: str) -> dict:
@@ -117,4 +134,10 @@ def load_spec(study_dir: Path) -> StudySpec:
         findings.append(Finding(str(f["id"]), f["claim"], parts, f.get("differs", "")))
     fits = [Fit(**_fields(Fit, f, f"{path}: fits[{i}]")) for i, f in enumerate(data.get("fits") or [])]
     cost = Cost(**_fields(Cost, data["cost"], f"{path}: cost")) if data.get("cost") else None
-    return StudySpec(list(data["arms"]), list(data["metrics"]), plots, findings, fits, cost)
+    similarity = None
+    if data.get("similarity"):
+        given = _fields(Similarity, data["similarity"], f"{path}: similarity")
+        claims = [SimilarityClaim(**_fields(SimilarityClaim, c, f"{path}: similarity.claims[{i}]"))
+                  for i, c in enumerate(given.get("claims") or [])]  # fmt: skip
+        similarity = Similarity(given["file"], claims)
+    return StudySpec(list(data["arms"]), list(data["metrics"]), plots, findings, fits, cost, similarity)

@@ -12,6 +12,10 @@ A comparison is *confirmed* when it holds at every level, *not confirmed* when i
 Spearman's rank correlation of gain and level <= -0.7 confirms it, >= 0 rejects it, anything between is inconclusive.
 A finding is confirmed when all its parts are, not confirmed when one is not, else inconclusive.
 
+A representation claim (linear CKA of one pair of checkpoints above that of another) holds in a part when the
+difference exceeds CKA_MARGIN (0.01), is reversed below -0.01, and is inconclusive between; it is confirmed when every
+part holds.
+
 A log-log fit (fine-tuned against pre-trained error) is *confirmed* linear when the pooled fit's slope interval lies
 above 0 and R² >= 0.8, *not confirmed* when R² < 0.5 or the whole interval is <= 0, and *inconclusive* otherwise.
 """
@@ -142,3 +146,17 @@ def fit_verdict(slope_ci: tuple[float, float], r2: float) -> str:
     if slope_ci[0] > 0 and r2 >= LINEAR_R2:
         return CONFIRMED
     return NOT_CONFIRMED if slope_ci[1] <= 0 or r2 < NOT_LINEAR_R2 else INCONCLUSIVE
+
+
+CKA_MARGIN = 0.01
+
+
+def cka_outcome(higher: float, lower: float) -> str:
+    difference = higher - lower
+    return HOLDS if difference > CKA_MARGIN else REVERSED if difference < -CKA_MARGIN else WITHIN
+
+
+def cka_verdict(outcomes: list[str]) -> str:
+    if outcomes and all(o == HOLDS for o in outcomes):
+        return CONFIRMED
+    return NOT_CONFIRMED if REVERSED in outcomes else INCONCLUSIVE

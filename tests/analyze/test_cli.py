@@ -78,9 +78,12 @@ def test_unfinished_runs_are_listed_then_skipped_or_refused(sweeps, tmp_path):
 def test_similarity_and_parity_from_checkpoints(sweeps):
     out, pretrained = sweeps / "checkpoints", sorted(str(p) for p in (sweeps / "cache" / "pretrain").glob("*[!k]"))
     finetuned, multihead = sweeps / "finetune" / "0", sweeps / "multihead" / "0"
-    similarity = [pretrained[0], pretrained[0], pretrained[1], str(finetuned), str(multihead)]
+    started_from = json.loads((finetuned / "metrics.json").read_text())["pretrain"]["checkpoint"]
+    # <run dir>:pretrain is the pre-training that run started from: the same checkpoint as the cache entry's
+    similarity = [started_from, f"'{finetuned}:pretrain'", pretrained[1], str(finetuned), str(multihead)]
+    names = "similarity.names=[a,a_again,b,finetuned,multihead]"
     result = _run(["-m", "mfff.cli.analyze", f"runs={sweeps}/multihead", f"parity.checkpoints=[{multihead}]",
-                   f"similarity.checkpoints=[{','.join(similarity)}]", "data.sources.dft.n_test=16",
+                   f"similarity.checkpoints=[{','.join(similarity)}]", names, "data.sources.dft.n_test=16",
                    "data.sources.gfn2.n_test=16", f"hydra.run.dir={out}"], sweeps)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     found = json.loads((out / "similarity.json").read_text())
@@ -89,6 +92,7 @@ def test_similarity_and_parity_from_checkpoints(sweeps):
     np.testing.assert_allclose(cka, cka.T)
     np.testing.assert_allclose(np.diag(cka), 1.0)
     assert cka[0, 1] == pytest.approx(1.0)  # one checkpoint twice: the same features
+    assert found["checkpoints"][1] == started_from and found["names"] == ["a", "a_again", "b", "finetuned", "multihead"]
     assert np.all((cka > 0) & (cka <= 1 + 1e-9)) and cka[0, 2] < 1 - 1e-6  # two seeds' pre-trainings differ
     assert imread(out / "similarity.png").shape == (480, 640, 4)
     # the parity predictions reproduce the run's own test metrics, on the same 16 test structures per head

@@ -231,3 +231,60 @@ def test_a_cost_spec_gives_the_cost_plot_the_pareto_front_and_the_plan(tmp_path)
     assert "50 meV/Å for 200.9 CPU s" in front and "40 meV/Å for 800 CPU s" in front
     assert "The planner:" in text and "200.9" in text.split("The planner:", 1)[1]
     assert (study / "cost_accuracy.png").is_file()
+
+
+def test_representation_claims_compare_named_cka_pairs_beyond_a_margin(tmp_path):
+    import json
+
+    study = tmp_path / "representations"
+    (study / "analysis").mkdir(parents=True)
+    names = ["gfn2_s0", "gfn2_s1", "gfn1_s0", "multihead"]
+    cka = [[1.0, 0.95, 0.80, 0.90], [0.95, 1.0, 0.82, 0.91], [0.80, 0.82, 1.0, 0.805], [0.90, 0.91, 0.805, 1.0]]
+    (study / "analysis" / "similarity.json").write_text(json.dumps({"names": names, "atoms": 100, "linear_cka": cka}))
+    (study / "study.yaml").write_text("""arms: []
+metrics: []
+similarity:
+  file: analysis/similarity.json
+  claims:
+    - {id: R1, claim: method-specific, parts: [{higher: [gfn2_s0, gfn2_s1], lower: [gfn2_s0, gfn1_s0]}]}
+    - {id: R2, claim: within the margin, parts: [{higher: [gfn1_s0, multihead], lower: [[gfn2_s0, gfn1_s0]]}]}
+    - {id: R3, claim: reversed, parts: [{higher: [gfn2_s0, gfn1_s0], lower: [gfn2_s0, multihead]}]}
+""")
+    done = study_results(study)
+    assert [v["verdict"] for v in done["verdicts"]] == [CONFIRMED, INCONCLUSIVE, NOT_CONFIRMED]
+    assert done["verdicts"][0]["key"] == "CKA(gfn2_s0, gfn2_s1) 0.950 vs CKA(gfn2_s0, gfn1_s0) 0.800"
+    text = (study / RESULTS).read_text()
+    assert "| gfn1_s0 | 0.800 | 0.820 | 1.000 | 0.805 |" in text and "![similarity](analysis/similarity.png)" in text
+    (study / "study.yaml").write_text(
+        "arms: []\nmetrics: []\nsimilarity:\n  file: analysis/similarity.json\n  claims:\n"
+        "    - {id: R1, claim: c, parts: [{higher: [gfn2_s0, dft], lower: [gfn2_s0, gfn1_s0]}]}\n"
+    )
+    with pytest.raises(UserError, match="names dft, not in"):
+        study_results(study)
+
+
+@pytest.mark.slow
+def test_the_representation_study_script_runs_end_to_end_at_tiny_size(tmp_path):
+    """experiments/representations/run.sh as written (its six trainings, the CKA and results.md), at debug=quick
+    sizes, in a scratch copy of the study dir: the claims resolve to the names it gives."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    study = tmp_path / "representations"
+    shutil.copytree(EXPERIMENTS / "representations", study, ignore=shutil.ignore_patterns("analysis", "results.md"))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "MFFF_REPRESENTATIONS_RUNS": str(tmp_path / "runs"), "MFFF_REPRESENTATIONS_DIR": str(study),
+           "MFFF_EXTRA": "debug=quick trainer.max_epochs=1 "
+                         "data.sources.gfn1.n_train=48 data.sources.dft.n_train=48",
+           "MFFF_ANALYZE_EXTRA": "similarity.structures=16 data.sources.dft.n_test=16"}  # fmt: skip
+    done = subprocess.run(["bash", str(EXPERIMENTS / "representations" / "run.sh")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads((study / "analysis" / "similarity.json").read_text())
+    assert found["names"] == ["gfn2_s0", "gfn2_s1", "gfn1_s0", "finetuned_s0", "dft_s0", "multihead_s0"]
+    verdicts = json.loads((study / "verdicts.json").read_text())
+    assert [v["id"] for v in verdicts] == ["repr-specific", "repr-agnostic", "repr-finetune"]
+    assert all(v["verdict"] in (CONFIRMED, NOT_CONFIRMED, INCONCLUSIVE) and "CKA(" in v["key"] for v in verdicts)
