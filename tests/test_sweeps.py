@@ -241,7 +241,7 @@ def test_the_batches_run_exactly_the_jobs_of_the_study_commands():
     batches = sorted((conf_dir().parent / "experiments" / "batches").glob("[0-9]*.sh"))
     planned: dict[str, set] = {}
     for path in batches:
-        for line in path.read_text().splitlines():
+        for line in path.read_text().replace("\\\n", " ").splitlines():  # continued lines joined
             words = shlex.split(line, comments=True)
             if words[:1] == ["run"]:
                 study = words[1]

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Batch 3 of the plan (experiments/README.md): pretrain_size, GFN2-xTB 250 to 7,938 and GFN1-xTB 500 and 2,000 (each
-# pre-training with its one fine-tune), and the representation study (CKA of six backbones). Two lanes, one thread each; run from the repository root. Resumable: a rerun
-# skips every job with a kept record (experiments/<study>/runs).
+# pre-training with its one fine-tune), and the representation study (CKA of six backbones). Two lanes, one thread
+# each; run from the repository root. Resumable: a rerun skips every job with a kept record (experiments/<study>/runs).
 BATCH=3
 source "$(dirname "$0")/lib.sh"
 lane_a() {
