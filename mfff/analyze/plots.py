@@ -23,16 +23,12 @@ def _figure():
 
 
 def _log_axes(ax) -> None:
-    """Log scales with plain numbers on the ticks (errors span a decade or two, not ten)."""
-    from matplotlib.ticker import ScalarFormatter
-
+    """Log scales with round, labelled ticks over each axis's whole range (errors often span less than a decade,
+    where matplotlib's default labels only one or two ticks). Call it once everything is drawn."""
     ax.set_xscale("log")
     ax.set_yscale("log")
-    for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_formatter(ScalarFormatter())
-        axis.set_minor_formatter(ScalarFormatter())
-        axis.get_major_formatter().set_scientific(False)
-        axis.get_minor_formatter().set_scientific(False)
+    _label_log_axis(ax.xaxis, ax.get_xlim())
+    _label_log_axis(ax.yaxis, ax.get_ylim())
 
 
 def _save(plt, fig, path: Path) -> Path:
@@ -70,8 +66,8 @@ def learning_curves_plot(curves: list[Curve], target: str, metric_label: str, un
         color = f"C{k % 10}"
         ax.plot(curve.n, curve.median, "o-", color=color, label=curve.family)
         ax.fill_between(curve.n, curve.low, curve.high, color=color, alpha=0.2)
-    _log_axes(ax)
     counts = sorted({n for curve in curves for n in curve.n})
+    _log_axes(ax)
     ax.set_xticks(counts, [str(n) for n in counts])  # the label counts of the sweep, and no others
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(f"{target} training labels")
@@ -141,14 +137,18 @@ def labelled_log_ticks(low: float, high: float, at_least: int = 4) -> list[float
     return ticks or [low, high]
 
 
-def _label_log_axis(axis, values: list[float], ticks: list[float] | None = None) -> None:
+def _label_log_axis(axis, limits, ticks: list[float] | None = None) -> None:
     from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
 
-    low, high = min(values) / 1.15, max(values) * 1.15
+    low, high = sorted(limits)
     axis.set_major_locator(FixedLocator(ticks or labelled_log_ticks(low, high)))
     axis.set_major_formatter(lambda value, _: f"{value:g}")
     axis.set_minor_locator(NullLocator())
     axis.set_minor_formatter(NullFormatter())
+    if axis.axis_name == "x":  # a fixed locator must not widen the view to ticks outside it
+        axis.axes.set_xlim(low, high)
+    else:
+        axis.axes.set_ylim(low, high)
 
 
 def arms_plot(arms: list, plot, unit: str, path: Path) -> Path:
@@ -173,11 +173,11 @@ def arms_plot(arms: list, plot, unit: str, path: Path) -> Path:
                     fmt="o-", color=f"C{k % 10}", capsize=3, label=f"{name} ({seeds} seeds)")  # fmt: skip
     ax.set_yscale("log")
     if ys:
-        _label_log_axis(ax.yaxis, [y for y in ys if y > 0])
+        _label_log_axis(ax.yaxis, ax.get_ylim())
     if numeric:
         ax.set_xscale("log")
         xs = sorted({float(a.key[-1]) for members in lines.values() for a in members})
-        _label_log_axis(ax.xaxis, xs, xs if len(xs) <= 8 else None)  # a sweep's own values, when few
+        _label_log_axis(ax.xaxis, ax.get_xlim(), xs if len(xs) <= 8 else None)  # a sweep's own values, when few
     else:
         ax.set_xticks(range(len(categories)), categories, rotation=20, ha="right", fontsize=8)
     ax.set_xlabel(plot.x)
@@ -209,10 +209,7 @@ def fits_plot(judged: dict, fit, unit: str, path: Path) -> Path:
                 label=f"pooled: slope {pooled.slope:.2f} [{pooled.slope_ci[0]:.2f}, {pooled.slope_ci[1]:.2f}], "
                       f"R² {pooled.r2:.2f}")  # fmt: skip
         ax.fill_between(grid, low, high, color="black", alpha=0.12)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    _label_log_axis(ax.xaxis, xs_all)
-    _label_log_axis(ax.yaxis, [r[fit.y] for r in judged["points"]])
+    _log_axes(ax)
     ax.set_xlabel(f"{fit.x} [{unit}]")
     ax.set_ylabel(f"{fit.y} [{unit}]")
     ax.set_title(judged["what"], fontsize=9)
