@@ -195,26 +195,26 @@ def study_commands(study: str) -> list[list[str]]:
 def test_every_job_of_every_study_command_composes_and_plans(study, tmp_path):
     """Every job a study's README command makes (sweeps expanded) composes and its strategy plans, so no arm of a
     sweep is a dead letter (e.g. `strategy=scratch` under a study file that sets pre-training options); and every
-    committed record is still one of those jobs (a config change that moved the hashes would rerun the study)."""
-    import itertools
-
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
+    committed record is still one of those jobs (a config change that moved the hashes would rerun the study). A
+    job is composed once for all its seeds: the seed changes no key but `seed`."""
     from mfff.train.checks import check_train_config
     from mfff.train.settings import config_hash
     from mfff.utils.instantiate import instantiate
 
     commands = study_commands(study)
     assert commands, f"experiments/{study}/README.md has no `mfff-train -m` command"
-    hashes = set()
+    jobs: dict[frozenset, set[str]] = {}
     for command in commands:
-        parsed = OverridesParser.create().parse_overrides(command)
-        choices = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override()
-                   else [o.input_line] for o in parsed]  # fmt: skip
-        for job in itertools.product(*choices):
-            cfg = compose_config("train", [*job, f"paths.output_dir={tmp_path}"])
-            check_train_config(cfg)
-            instantiate(cfg.strategy, _convert_="all").plan(cfg, tmp_path)
+        for job in expand_jobs(command):
+            seeds = {o for o in job if o.startswith("seed=")}
+            jobs.setdefault(job - seeds, set()).update(o.split("=", 1)[1] for o in seeds)
+    hashes = set()
+    for job, seeds in jobs.items():
+        cfg = compose_config("train", [*sorted(job), f"paths.output_dir={tmp_path}"])
+        check_train_config(cfg)
+        instantiate(cfg.strategy, _convert_="all").plan(cfg, tmp_path)
+        for seed in seeds or {str(cfg.seed)}:
+            cfg.seed = int(seed)
             hashes.add(config_hash(cfg))
     # a committed record whose hash no job makes any more would be orphaned: its job would silently run again
     kept = {p.parent.name for p in (conf_dir().parent / "experiments" / study / "runs").glob("*/metrics.json")}

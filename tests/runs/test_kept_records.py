@@ -59,13 +59,10 @@ def test_a_fresh_clone_skips_the_jobs_with_kept_records_and_runs_only_the_others
     for config_hash, record in records.items():
         assert kept(fresh)[config_hash].metrics == record.metrics
 
-
-def test_a_job_kept_by_another_study_is_reused_and_copied_into_this_one(tmp_path):
-    sweep(tmp_path, "data.sources.dft.n_train=16", "paths.records_dir=studies/one/runs")
-    said = sweep(tmp_path, "data.sources.dft.n_train=16", "paths.records_dir=studies/two/runs",
-                 "hydra.sweep.dir=sweep2", "paths.records_from=[studies/*/runs]")  # fmt: skip
-    assert "is kept in studies/one/runs/" in said, said[-3000:]
-    one, two = (list((tmp_path / "studies" / s / "runs").glob("*/metrics.json")) for s in ("one", "two"))
-    assert len(one) == len(two) == 1 and one[0].parent.name == two[0].parent.name
-    assert one[0].read_text() == two[0].read_text()
-    assert (two[0].parent / "config.yaml").is_file()
+    # another study whose jobs have the same settings reuses them from paths.records_from, copied into its own dir
+    said = sweep(fresh, "data.sources.dft.n_train=16,48", "paths.records_dir=studies/two/runs",
+                 "hydra.sweep.dir=sweep2", "paths.records_from=[records]")  # fmt: skip
+    assert said.count("is kept in records/") == 2, said[-3000:]
+    two = {p.parent.name: p.read_text() for p in (fresh / "studies" / "two" / "runs").glob("*/metrics.json")}
+    assert two == {h: (fresh / "records" / h / "metrics.json").read_text() for h in two} and len(two) == 2
+    assert all((fresh / "studies" / "two" / "runs" / h / "config.yaml").is_file() for h in two)
