@@ -257,7 +257,7 @@ def study_results(study_dir: Path, out_dir: Path | None = None) -> dict:
     """Write results.md, the plots and verdicts.json of `study_dir` into `out_dir` (default: the study dir)."""
     from mfff.analyze import plots
 
-    study_dir = Path(study_dir)
+    study_dir = Path(study_dir).resolve()
     out_dir = Path(out_dir or study_dir)
     spec = load_spec(study_dir)
     runs, problems = [], []

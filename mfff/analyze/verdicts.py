@@ -25,6 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from statistics import median
 
+from mfff.errors import UserError
+
 CONFIRMED, NOT_CONFIRMED, INCONCLUSIVE = "confirmed", "not confirmed", "inconclusive"
 HOLDS, REVERSED, WITHIN, ONE_SEED = "holds", "reversed", "within the seed spread", "one seed"
 SHRINKS_AT, GROWS_AT = -0.7, 0.0
@@ -56,7 +58,14 @@ def arms_of(rows: list[dict], columns: list[str]) -> list[Arm]:
     arms: dict[tuple, Arm] = {}
     for row in rows:
         key = tuple(row.get(c) for c in columns)
-        arms.setdefault(key, Arm(key)).by_seed[int(row.get("seed") or 0)] = row
+        arm, seed = arms.setdefault(key, Arm(key)), int(row.get("seed") or 0)
+        if seed in arm.by_seed:
+            raise UserError(
+                f"runs {arm.by_seed[seed].get('run')} and {row.get('run')} have the same seed {seed} and the same "
+                f"{', '.join(f'{c}={v}' for c, v in zip(columns, key)) or 'values'}: name the setting that tells them "
+                "apart (add it to the arms, or to the comparison's where)"
+            )
+        arm.by_seed[seed] = row
     return [arms[k] for k in sorted(arms, key=lambda k: tuple(_sort_key(v) for v in k))]
 
 

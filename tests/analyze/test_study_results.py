@@ -181,7 +181,7 @@ def test_a_fit_spec_reports_each_group_and_the_pooled_slope_with_its_verdict(tmp
                                pretrain=PretrainRef(metrics={"test": {"gfn2": {"forces_mae": pre}}}))  # fmt: skip
             record.write(study / "runs" / record.config_hash / "metrics.json")
     (study / "study.yaml").write_text(
-        "arms: [backbone]\nmetrics: [test.dft.forces_mae]\nfits:\n  - {x: pretrain.test.gfn2.forces_mae, "
+        "arms: [backbone, run]\nmetrics: [test.dft.forces_mae]\nfits:\n  - {x: pretrain.test.gfn2.forces_mae, "
         "y: test.dft.forces_mae, by: [backbone], id: f, claim: log-log linear}\n"
     )
     done = study_results(study)
@@ -288,3 +288,10 @@ def test_the_representation_study_script_runs_end_to_end_at_tiny_size(tmp_path):
     verdicts = json.loads((study / "verdicts.json").read_text())
     assert [v["id"] for v in verdicts] == ["repr-specific", "repr-agnostic", "repr-finetune"]
     assert all(v["verdict"] in (CONFIRMED, NOT_CONFIRMED, INCONCLUSIVE) and "CKA(" in v["key"] for v in verdicts)
+
+
+def test_two_runs_of_one_seed_in_one_arm_are_refused_not_silently_dropped(tmp_path):
+    study = make_study(tmp_path, {("scratch", 50): [30, 31, 32], ("scratch", 100): [20, 21, 22]})
+    (study / "study.yaml").write_text("arms: [strategy]\nmetrics: [test.dft.forces_mae]\n")  # n_train.dft left out
+    with pytest.raises(UserError, match="have the same seed 0 and the same strategy=scratch: name the setting"):
+        study_results(study)
