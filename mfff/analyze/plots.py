@@ -170,7 +170,8 @@ def arms_plot(arms: list, plot, unit: str, path: Path) -> Path:
         seeds = max(len(a.by_seed) for a in members)
         name = ", ".join(f"{c}={v}" for c, v in zip(plot.by, label)) or plot.y
         ax.errorbar(xs, mid, yerr=[[m - lo for m, lo in zip(mid, low)], [hi - m for m, hi in zip(mid, high)]],
-                    fmt="o-", color=f"C{k % 10}", capsize=3, label=f"{name} ({seeds} seeds)")  # fmt: skip
+                    fmt="o-" if numeric else "o", color=f"C{k % 10}", capsize=3,
+                    label=f"{name} ({seeds} seeds)")  # fmt: skip  # categories get no connecting line
     ax.set_yscale("log")
     if ys:
         _label_log_axis(ax.yaxis, ax.get_ylim())
@@ -180,6 +181,7 @@ def arms_plot(arms: list, plot, unit: str, path: Path) -> Path:
         _label_log_axis(ax.xaxis, ax.get_xlim(), xs if len(xs) <= 8 else None)  # a sweep's own values, when few
     else:
         ax.set_xticks(range(len(categories)), categories, rotation=20, ha="right", fontsize=8)
+        ax.set_xlim(-0.5, len(categories) - 0.5)
     ax.set_xlabel(plot.x)
     ax.set_ylabel(f"{plot.y} [{unit}] (median, min-max over seeds)")
     ax.set_title(f"{plot.y} against {plot.x}" + (f" ({', '.join(f'{k}={v}' for k, v in plot.where.items())})"

@@ -104,6 +104,8 @@ def judge(finding: Finding, rows: list[dict]) -> dict:
 
 
 def _levels_table(part: Part, judged: dict) -> str:
+    if not judged["levels"]:
+        return "No kept records of both arms yet."
     unit = _metric_unit(part.metric)
     head = [part.per or "", f"{_describe(part.better)} ({unit})", f"{_describe(part.worse)} ({unit})", "gain",
             "seeds", "outcome"]  # fmt: skip
