@@ -74,3 +74,33 @@ def _copy_entry(source: Path, target: Path) -> None:
     if config.is_file():
         atomic_write_text(target / CONFIG_FILE, config.read_text())
     atomic_write_text(target / FILENAME, (source / FILENAME).read_text())
+
+
+def rekey(directory: Path) -> list[tuple[str, str]]:
+    """File every kept record of `directory` again under the config hash its resolved config.yaml gives now: after a
+    change to the settings declaration (mfff/train/settings.py) that moves hashes without changing what any of these
+    runs computed (e.g. a placement key found to be hashed), so their jobs are not run again. Returns (old, new)."""
+    from mfff.train.settings import config_hash
+
+    moved = []
+    for config in sorted(Path(directory).glob(f"*/{CONFIG_FILE}")):
+        entry, new = config.parent, config_hash(OmegaConf.load(config))
+        if new == entry.name:
+            continue
+        record = RunRecord.read(entry / FILENAME)
+        record.config_hash = new
+        target = entry.parent / new
+        if target.exists():
+            raise UserError(f"{entry} and {target} are one job now (hash {new}); keep one of them and rekey again")
+        record.write(entry / FILENAME)
+        entry.rename(target)
+        moved.append((entry.name, new))
+    return moved
+
+
+if __name__ == "__main__":
+    import sys
+
+    for given in sys.argv[1:]:  # python -m mfff.runs.kept_records experiments/*/runs
+        for old, new in rekey(Path(given)):
+            print(f"{given}: {old} -> {new}")

@@ -44,6 +44,8 @@ CONFIG_ROLES: dict[str, Role] = {
     "scheduler": WEIGHTS,
     "fidelities": STAGE,
     "strategy": STAGE,
+    "strategy.cache_dir": INERT,  # where the pre-training cache lies (paths.cache_dir): its key is the content
+    "strategy.*.key": INERT,  # the config path a stage's options sit at, for messages
     "data._target_": WEIGHTS,
     "data.fidelity": STAGE,
     "data.batch_size": WEIGHTS,

@@ -66,3 +66,27 @@ def test_a_fresh_clone_skips_the_jobs_with_kept_records_and_runs_only_the_others
     two = {p.parent.name: p.read_text() for p in (fresh / "studies" / "two" / "runs").glob("*/metrics.json")}
     assert two == {h: (fresh / "records" / h / "metrics.json").read_text() for h in two} and len(two) == 2
     assert all((fresh / "studies" / "two" / "runs" / h / "config.yaml").is_file() for h in two)
+
+
+def test_rekey_files_records_again_under_the_hash_their_resolved_config_gives_now(tmp_path):
+    from omegaconf import OmegaConf
+
+    from mfff.runs.kept_records import rekey
+    from mfff.train.settings import config_hash
+    from tests.helpers import compose_config
+
+    cfg = compose_config("train", ["strategy=pretrain_finetune", f"paths.output_dir={tmp_path}"])
+    entry = tmp_path / "runs" / "0123456789abcdef"  # filed under a hash of an older declaration
+    entry.mkdir(parents=True)
+    (entry / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    RunRecord("finished", metrics={"test": {"dft": {"forces_mae": 50.0}}}, config_hash=entry.name).write(
+        entry / "metrics.json"
+    )
+    assert rekey(tmp_path / "runs") == [(entry.name, config_hash(cfg))]
+    moved = RunRecord.read(tmp_path / "runs" / config_hash(cfg) / "metrics.json")
+    assert moved.config_hash == config_hash(cfg) and moved.metrics["test"]["dft"]["forces_mae"] == 50.0
+    assert not entry.exists() and rekey(tmp_path / "runs") == []  # filed right: nothing to move
+    # the pre-training cache dir is where the cache lies, not what a run computes: it leaves the hash alone
+    elsewhere = compose_config("train", ["strategy=pretrain_finetune", f"paths.output_dir={tmp_path}",
+                                         "paths.cache_dir=/somewhere/else"])  # fmt: skip
+    assert config_hash(elsewhere) == config_hash(cfg)
