@@ -52,13 +52,9 @@ class Plot:
 
 
 @dataclass
-class Fit:
+class Fit(Plot):
     """log10(y) against log10(x) over runs, one fit per value of `by` and one pooled; a finding when `id` is set."""
 
-    x: str
-    y: str
-    by: list[str] = field(default_factory=list)
-    where: dict = field(default_factory=dict)
     id: str | None = None
     claim: str = ""
     differs: str = ""
