@@ -10,8 +10,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from mfff.config import conf_dir
+from mfff.model.build import build_potential
 from mfff.runs.fit import instantiate_dict
-from mfff.train.module import build_potential
 from tests.helpers import compose_config
 
 CONF = conf_dir()

@@ -139,7 +139,7 @@ def calculator(run: dict):
         return MACECalculator(model_paths=str(run["model"]), device="cpu", default_dtype="float32", **head)
     from mfff.calculator import MFFFCalculator
 
-    return MFFFCalculator(str(run["model"]), fidelity=run["fidelity"])
+    return MFFFCalculator(str(run["model"]), head=run["fidelity"])
 
 
 def parameters(run: dict) -> int:

@@ -62,9 +62,9 @@ def potential_and_step(size: str, heads: int, compile_: bool = False):
     from hydra import compose, initialize_config_dir
 
     from mfff.config import conf_dir
+    from mfff.model.build import build_potential
     from mfff.model.compiled import CompiledPotential
     from mfff.train.loss import MultiFidelityLoss
-    from mfff.train.module import build_potential
 
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose("train", overrides=["model/backbone=painn", f"model/size={size}"])

@@ -31,9 +31,9 @@ sys.path.insert(0, str(HERE.parents[1]))
 
 from mfff.config import conf_dir  # noqa: E402
 from mfff.data.neighbours import neighbour_list  # noqa: E402
+from mfff.model.build import build_potential  # noqa: E402
 from mfff.model.compiled import CompiledPotential  # noqa: E402
 from mfff.train.loss import MultiFidelityLoss  # noqa: E402
-from mfff.train.module import build_potential  # noqa: E402
 from mfff.utils.atomic import atomic_write_text  # noqa: E402
 from mfff.utils.instantiate import instantiate  # noqa: E402
 

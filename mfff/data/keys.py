@@ -20,3 +20,4 @@ HEAD_ATOMS: Final[str] = "head_atoms"  # tuple of ints | atoms per head index (a
 # model outputs
 PRED_ENERGY: Final[str] = "pred_energy"  # (n_graphs,) | eV
 PRED_FORCES: Final[str] = "pred_forces"  # (n_atoms, 3) | eV/Å, -dE/dx
+PRED_STRESS: Final[str] = "pred_stress"  # (n_graphs, 3, 3) | eV/Å^3, (1/V) dE/d strain (ASE's sign)

@@ -26,9 +26,10 @@ _MIN_TRACE_SIZE = 2  # make_fx bakes sizes 0 and 1 into the graph as constants: 
 class CompiledPotential:
     """Calls like `Potential` (batch, compute_forces, head) -> {pred_energy, pred_forces}.
 
-    One graph per (train/eval, compute_forces, dtype), traced on the first batch of that kind whose atom,
-    edge and structure counts are all >= 2 (smaller ones run eagerly), with symbolic sizes, so batches of any size
-    reuse it. In eval the graph runs without autograd: its forces are already explicit operations.
+    One graph per (train/eval, compute_forces, dtype, one structure or several), traced on the first batch of that
+    kind whose atom, edge and (for several) structure counts are all >= 2 (smaller ones run eagerly), with symbolic
+    sizes, so batches of any size reuse it. In eval the graph runs without autograd: its forces are already explicit
+    operations.
     Not an nn.Module, so it adds nothing to a checkpoint.
     """
 
@@ -51,10 +52,12 @@ class CompiledPotential:
         inputs = [getattr(batch, name) for name in _INPUTS]
         if head is not None:  # a named head for every structure: the same graph, with every fidelity index its own
             inputs[_INPUTS.index("fidelity")] = torch.full_like(batch.fidelity, potential.head_index(head))
-        key = (potential.training, compute_forces, batch.positions.dtype)
+        # a single structure (the calculator's case) gets its own graph, in which the structure count is fixed at 1
+        single = batch.n_graphs == 1
+        key = (potential.training, compute_forces, batch.positions.dtype, single)
         graph = self.graphs.get(key)
         if graph is None:
-            if min(batch.n_graphs, inputs[0].shape[0], inputs[2].shape[1]) < _MIN_TRACE_SIZE:
+            if min(2 if single else batch.n_graphs, inputs[0].shape[0], inputs[2].shape[1]) < _MIN_TRACE_SIZE:
                 return potential(batch, compute_forces, head, check_elements=False)
             graph = self.graphs[key] = self._compile(inputs, compute_forces)
         state = self._state()

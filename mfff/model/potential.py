@@ -64,9 +64,15 @@ class Potential(nn.Module):
         return self.fidelities.index(fidelity)
 
     def forward(
-        self, batch: Batch, compute_forces: bool = True, head: str | None = None, check_elements: bool = True
+        self,
+        batch: Batch,
+        compute_forces: bool = True,
+        head: str | None = None,
+        check_elements: bool = True,
+        compute_stress: bool = False,
     ) -> dict[str, torch.Tensor]:
-        """Returns pred_energy (n_graphs,) in eV and, if asked, pred_forces (n_atoms, 3) in eV/Å.
+        """Returns pred_energy (n_graphs,) in eV and, if asked, pred_forces (n_atoms, 3) in eV/Å and pred_stress
+        (n_graphs, 3, 3) in eV/Å^3 (periodic cells only; ASE's sign: (1/V) dE/d strain).
         check_elements=False: the caller checked them (a compiled forward pass cannot)."""
         if check_elements and not self.training:
             self.check_elements(batch.numbers)
@@ -75,6 +81,12 @@ class Potential(nn.Module):
             positions = positions.detach().requires_grad_(True)
         receiver, sender = batch.edge_index
         vectors = positions[sender] - positions[receiver] + batch.edge_shifts
+        if compute_stress:
+            # a homogeneous strain moves every edge vector r to r (1 + e); the energy depends on positions only
+            # through edge vectors, so dE/de (the virial) is the gradient at e = 0
+            strain = positions.new_zeros((batch.n_graphs, 3, 3), requires_grad=True)
+            symmetric = 0.5 * (strain + strain.transpose(1, 2))
+            vectors = vectors + torch.einsum("ei,eij->ej", vectors, symmetric[batch.batch[receiver]])
         features = self.backbone(batch.numbers, batch.edge_index, vectors)
         if head is not None:
             self.head_index(head)  # a clear error for a head the model does not have
@@ -88,7 +100,18 @@ class Potential(nn.Module):
             atomic = atomic_all.gather(1, batch.fidelity[batch.batch][:, None]).squeeze(1)
         energy = atomic.new_zeros(batch.n_atoms.shape[0]).index_add_(0, batch.batch, atomic)
         out = {K.PRED_ENERGY: energy}
-        if compute_forces:
-            (gradient,) = torch.autograd.grad(energy.sum(), positions, create_graph=self.training)
-            out[K.PRED_FORCES] = -gradient
+        wrt = ([positions] if compute_forces else []) + ([strain] if compute_stress else [])
+        if wrt:
+            gradients = list(torch.autograd.grad(energy.sum(), wrt, create_graph=self.training))
+            if compute_forces:
+                out[K.PRED_FORCES] = -gradients.pop(0)
+            if compute_stress:
+                out[K.PRED_STRESS] = gradients.pop(0) / cell_volumes(batch)[:, None, None]
         return out
+
+
+def cell_volumes(batch: Batch) -> torch.Tensor:
+    """(n_graphs,) Å^3; a stress is only defined for structures periodic in all three directions."""
+    if not bool(batch.pbc.all()):
+        raise UserError("stress needs cells periodic in all three directions; a molecule (pbc=False) has none")
+    return torch.linalg.det(batch.cell).abs()

@@ -45,15 +45,21 @@ def resolve_checkpoint(source, key: str, prefer: str = "best") -> Path:
 
 def read_checkpoint(path, mmap: bool = False) -> dict:
     """Load a checkpoint written by mfff-train, or fail naming the path and what is wrong with it.
+    `mmap`: map the file instead of reading it, so tensors are read only when used (to look at its step)."""
+    checkpoint = read_tensors(path, mmap)
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint.get("hyper_parameters", {}):
+        raise UserError(f"{path} was not written by mfff-train (no model hyper-parameters inside)")
+    return checkpoint
 
-    Only tensors and plain values are unpickled (torch's weights_only), so a foreign file cannot run code.
-    `mmap`: map the file instead of reading it, so tensors are read only when used (to look at its step).
-    """
+
+def read_tensors(path, mmap: bool = False):
+    """A PyTorch file's contents, unpickling only tensors and plain values (torch's weights_only), so a foreign
+    file cannot run code; a missing or unreadable file is named."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist; give a run dir of mfff-train or a .ckpt file")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         if "Unsupported global" not in str(err):  # garbage, rather than pickled objects torch refuses
             raise UserError(f"{path} is not a readable PyTorch checkpoint; was it written by mfff-train?") from None
@@ -65,9 +71,6 @@ def read_checkpoint(path, mmap: bool = False) -> dict:
         raise UserError(
             f"{path} is not a readable PyTorch checkpoint ({type(err).__name__}); was it written by mfff-train?"
         ) from err
-    if not isinstance(checkpoint, dict) or "model" not in checkpoint.get("hyper_parameters", {}):
-        raise UserError(f"{path} was not written by mfff-train (no model hyper-parameters inside)")
-    return checkpoint
 
 
 def load_module(source, key: str = "ckpt", map_location="cpu"):

@@ -11,19 +11,12 @@ from omegaconf import DictConfig, OmegaConf
 from mfff.data.batch import Batch
 from mfff.data.datamodule import MultiFidelityDataModule
 from mfff.errors import TrainingDiverged, UserError
+from mfff.model.build import build_potential
 from mfff.model.compiled import CompiledPotential
-from mfff.model.potential import Potential
 from mfff.train.loss import MultiFidelityLoss
 from mfff.train.metrics import FidelityMetrics
 from mfff.train.policies import Full, freeze_prefixes
 from mfff.utils.instantiate import instantiate
-
-
-def build_potential(model_cfg, fidelities: list[str]) -> Potential:
-    """Backbone from `model.backbone` (with `model.size` merged in), one `model.head` per fidelity."""
-    backbone = instantiate(model_cfg["backbone"])
-    heads = {f: instantiate(model_cfg["head"], n_features=backbone.n_features) for f in fidelities}
-    return Potential(backbone, heads)
 
 
 def _plain(cfg):

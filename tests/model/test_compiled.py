@@ -107,11 +107,18 @@ def test_compiled_eval_still_refuses_unknown_elements(trained_pair):
         compiled(_batch(["SiH4", "H2O"], 3))
 
 
-def test_a_single_structure_runs_eagerly_without_tracing():
-    potential = _potential().train()
-    compiled = CompiledPotential(potential)
-    out = compiled(_batch(["CH3OH"], 4))
-    assert out["pred_forces"].shape == (6, 3) and not compiled.graphs
+@pytest.mark.parametrize("backbone_class", [PaiNN, SchNet])
+def test_single_structures_have_their_own_graph_for_molecules_of_any_size(backbone_class):
+    """The calculator's case, one structure a call: a graph that fixes the structure count at 1 serves every
+    molecule, and a batch of several gets another graph (a count of 1 baked into it would break them)."""
+    potential = _potential(backbone_class).eval()
+    traced = CompiledPotential(potential, compile_graph=False)
+    for names, head in [(["CH3OH"], "dft"), (["C6H6"], "gfn2"), (["H2O", "CH4"], "dft"), (["NH3"], "gfn2")]:
+        batch = _batch(names, 4)
+        got, expected = traced(batch, head=head), potential(batch, head=head)
+        torch.testing.assert_close(got["pred_energy"], expected["pred_energy"].detach(), rtol=1e-6, atol=1e-4)
+        torch.testing.assert_close(got["pred_forces"], expected["pred_forces"], rtol=1e-5, atol=1e-6)
+    assert len(traced.graphs) == 2
 
 
 @pytest.mark.parametrize("backbone_class", [PaiNN, SchNet])

@@ -101,10 +101,10 @@ def test_forces_of_the_wrong_shape(tmp_path):
 def test_a_file_that_is_no_checkpoint(tmp_path):
     (tmp_path / "random.ckpt").write_bytes(np.random.default_rng(0).bytes(1000))
     with pytest.raises(UserError, match="random.ckpt is not a readable PyTorch checkpoint"):
-        MFFFCalculator(tmp_path / "random.ckpt", fidelity="dft")
+        MFFFCalculator(tmp_path / "random.ckpt", head="dft")
     (tmp_path / "pickled.ckpt").write_bytes(pickle.dumps({"state_dict": UserError("not a tensor")}, protocol=2))
     with pytest.raises(UserError, match="mfff does not unpickle"):
-        MFFFCalculator(tmp_path / "pickled.ckpt", fidelity="dft")
+        MFFFCalculator(tmp_path / "pickled.ckpt", head="dft")
 
 
 def test_an_unwritable_run_dir_is_one_line(tmp_path):

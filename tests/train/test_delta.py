@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from ase.build import molecule
 
+import mfff
 from mfff.analyze.evaluate import evaluate
 from mfff.calculator import MFFFCalculator
 from mfff.data.structure import Structure
@@ -46,7 +47,7 @@ def test_delta_trains_on_the_difference_of_paired_conformers(delta_run):
         np.testing.assert_array_equal(structure.forces, plain[key].forces - base[key].forces)
 
 
-def test_the_calculator_adds_tblite_to_the_learned_delta(delta_run):
+def test_the_calculator_adds_tblite_to_the_learned_delta(delta_run, tmp_path):
     run_dir, _ = delta_run
     atoms = molecule("CH3OH")
     atoms.positions += np.random.default_rng(0).normal(scale=0.05, size=atoms.positions.shape)
@@ -56,7 +57,7 @@ def test_the_calculator_adds_tblite_to_the_learned_delta(delta_run):
     potential = load_module(run_dir).potential
     batch = physics.batch_of([atoms], potential.backbone.cutoff)
     out = potential(batch, head="dft")
-    assert abs(energy - (base.energy + float(out["pred_energy"][0]))) < 1e-6  # eV
+    assert abs(energy - (base.energy + float(out["pred_energy"].detach()[0]))) < 1e-6  # eV
     assert np.max(np.abs(forces - (base.forces + out["pred_forces"].detach().numpy()))) < 1e-6
     step, worst = 1e-3, 0.0  # forces are -dE/dx of the total (tblite's part included)
     for atom, axis in [(0, 0), (1, 2), (4, 1)]:
@@ -68,6 +69,10 @@ def test_the_calculator_adds_tblite_to_the_learned_delta(delta_run):
             shifted.append(moved.get_potential_energy())
         worst = max(worst, abs(-(shifted[0] - shifted[1]) / (2 * step) - forces[atom, axis]))
     assert worst < 2e-3, worst  # eV/Å
+    saved = mfff.save(mfff.load(run_dir), tmp_path / "model.pt")  # the inference file keeps the base method
+    assert mfff.load(saved).head_info("dft").base["fidelity"] == "gfn2"
+    atoms.calc = MFFFCalculator(saved, "dft")
+    assert atoms.get_potential_energy() == pytest.approx(energy, abs=1e-9)
 
 
 def test_mfff_eval_reports_the_same_errors_on_the_paired_test_set(delta_run, tmp_path):

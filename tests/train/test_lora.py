@@ -6,6 +6,7 @@ import pytest
 import torch
 from ase.build import molecule
 
+import mfff
 from mfff.analyze.evaluate import evaluate
 from mfff.errors import UserError
 from mfff.train.checkpoints import load_module, resolve_checkpoint
@@ -36,6 +37,11 @@ def test_lora_finetune_trains_only_adapters_and_reloads_merged(pretrained_gfn2, 
     assert record["strategy"]["params"] == {"name": "lora", "rank": 2, "alpha": 8.0, "layers": None}
     module = load_module(tmp_path)  # adapters merged: the plain architecture again
     assert not any(isinstance(m, LoRALinear) for m in module.modules())
+    saved = mfff.save(mfff.load(tmp_path), tmp_path / "model.pt")  # an inference file: the merged weights only
+    model = mfff.load(saved)
+    assert not any(".lora_" in key for key in model.state_dict())
+    batch = physics.batch_of([molecule("CH3OH")], model.cutoff).to(dtype=torch.float32)
+    assert torch.equal(model(batch)["energy"], module.potential(batch)["pred_energy"])
     report = evaluate(compose_config("eval", [f"ckpt={tmp_path}", f"paths.output_dir={tmp_path}/eval",
                                               "data.sources.dft.n_test=32"]))  # fmt: skip
     assert report["metrics"]["test"]["dft"]["forces_mae"] == pytest.approx(

@@ -65,11 +65,11 @@ def test_partial_finetune_from_the_run_dir_freezes_the_first_block(pretrained_ma
 def test_calculator_on_a_mace_checkpoint(pretrained_mace):
     run_dir, _ = pretrained_mace
     atoms = molecule("CH3OH")
-    atoms.calc = MFFFCalculator(run_dir, fidelity="gfn2")
+    atoms.calc = MFFFCalculator(run_dir, head="gfn2")
     forces = atoms.get_forces()
     assert forces.shape == (6, 3) and np.allclose(forces.sum(axis=0), 0.0, atol=1e-4)  # no net force
     with pytest.raises(UserError, match="element\\(s\\) S are not in model.backbone.elements \\(H, C, N, O\\)"):
         sulfur = molecule("CH3SH")
         sulfur.calc = atoms.calc
-        atoms.calc.potential.known_elements[:] = False  # get past the known-elements check to the backbone's own
+        atoms.calc.model.potential.known_elements[:] = False  # get past the known-elements check to the backbone's own
         sulfur.get_potential_energy()

@@ -15,8 +15,8 @@ from protocol import chunks, count_parameters, load_structures, serve
 from mfff.config import conf_dir
 from mfff.data.batch import Collater
 from mfff.data.structure import Structure
+from mfff.model.build import build_potential
 from mfff.train.loss import MultiFidelityLoss
-from mfff.train.module import build_potential
 
 
 def to_structure(atoms) -> Structure:

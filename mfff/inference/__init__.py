@@ -1,0 +1,1 @@
+"""Using a trained model: the inference model (no Lightning, no Hydra), its files, and what runs it."""
