@@ -11,10 +11,12 @@ from pathlib import Path
 
 import ase.io
 import hydra
+import numpy as np
 import pytest
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
+import mfff
 from mfff.train.checks import check_train_config
 from tests.helpers import compose_config
 
@@ -50,9 +52,9 @@ def test_own_data_recipe_and_ase_snippet_run_as_pasted(tmp_path):
     """Stand-in files exported from the built-in data (real ωB97X and GFN2-xTB labels), the data file, the
     pre-train -> fine-tune run, both evaluations and the ASE snippet, in the README's order."""
     blocks = tagged_blocks("own-data")
-    assert [b["lang"] for b in blocks] == ["python", "yaml", "bash", "bash", "python"]
+    assert [b["lang"] for b in blocks] == ["python", "yaml", "bash", "bash", "python", "python", "python"]
     assert len(blocks[1]["code"].splitlines()) <= 15 + 1  # the promise: two fidelities in at most 15 lines
-    exported, trained, test_only, snippet = run_blocks("own-data", tmp_path)
+    exported, trained, test_only, snippet, loaded, _ = run_blocks("own-data", tmp_path)
     printed = trained.stdout
     assert [len(ase.io.read(tmp_path / "data" / f"{n}.xyz", ":")) for n in ("xtb_train", "dft_train", "dft_test")] == [
         72, 48, 18
@@ -80,6 +82,13 @@ def test_own_data_recipe_and_ase_snippet_run_as_pasted(tmp_path):
     energy_line, *force_lines = snippet.stdout.strip().splitlines()
     assert energy_line.endswith(" eV") and float(energy_line.split()[0]) < -1000  # a total energy of CH3OH
     assert force_lines[-1].endswith("eV/Å")
+    assert loaded.stdout.startswith("['dft'] HeadInfo(name='dft', elements=(1, 6, 7, 8), cutoff=5.0")  # H, C, N, O
+    assert mfff.load(tmp_path / "mine.pt").heads == ["dft"]
+    relaxed = ase.io.read(tmp_path / "relax.traj", -1)  # the MD recipe: relaxed, then 200 steps logged every 10
+    assert np.linalg.norm(relaxed.get_forces(), axis=1).max() < 0.05
+    assert len(ase.io.read(tmp_path / "md.traj", ":")) == 21
+    log = (tmp_path / "md.log").read_text().splitlines()
+    assert len(log) == 22 and float(log[-1].split()[0]) == pytest.approx(0.1)  # header, 21 lines; ps
 
 
 def test_label_example_runs_as_pasted(tmp_path):

@@ -1,5 +1,6 @@
-"""What analyses need from checkpoints: per-atom features at a layer (for similarity) and test-set predictions
-(for parity plots and errors by molecule), on structures of the data config."""
+"""What analyses need from trained models (`mfff.load`: run dirs, checkpoints, inference files): per-atom features at
+a layer (for similarity) and test-set predictions (for parity plots and errors by molecule), on structures of the
+data config."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from tqdm import tqdm
 
 from mfff.data.batch import Collater
 from mfff.errors import UserError
-from mfff.train.checkpoints import architecture, load_module
+from mfff.inference.files import load
+from mfff.inference.model import InferenceModel
 from mfff.utils.instantiate import instantiate
 
 BATCH = 64
@@ -46,19 +48,19 @@ def test_structures(data_cfg, fidelity: str, split: str, limit: int | None = Non
     return tests[split][:limit]
 
 
-def _batches(module, structures: list, what: str):
-    collate = Collater(module.potential.backbone.cutoff, dtype=module.dtype_name)
+def _batches(model: InferenceModel, structures: list, what: str):
+    collate = Collater(model.cutoff, dtype=str(model.dtype).removeprefix("torch."))
     chunks = [structures[k : k + BATCH] for k in range(0, len(structures), BATCH)]
     for chunk in tqdm(chunks, desc=what, unit="batch", leave=False):
         loaded = [s.load() for s in chunk]  # a streamed structure is read once, for the batch and its labels
         yield loaded, collate([(s, 0) for s in loaded])
 
 
-def load_checkpoints(sources: list[str], key: str) -> list:
-    """The modules of `sources` (run dirs or .ckpt files), refused unless they share one architecture: features of
-    different backbones or sizes live in different spaces, layer by layer."""
-    modules = [load_module(s, key) for s in tqdm(sources, desc="loading checkpoints", leave=False)]
-    shapes = [architecture(m.hparams.model)["backbone"] for m in modules]
+def load_checkpoints(sources: list[str], key: str) -> list[InferenceModel]:
+    """The models of `sources` (run dirs, .ckpt or inference files), refused unless they share one architecture:
+    features of different backbones or sizes live in different spaces, layer by layer."""
+    models = [load(s, key=key) for s in tqdm(sources, desc="loading checkpoints", leave=False)]
+    shapes = [m.architecture["backbone"] for m in models]
     for source, shape in zip(sources[1:], shapes[1:]):
         if shape != shapes[0]:
             raise UserError(
@@ -66,17 +68,17 @@ def load_checkpoints(sources: list[str], key: str) -> list:
                 f"{_size(shape)} vs {shapes[0].get('_target_')} {_size(shapes[0])}); compare checkpoints of one "
                 "architecture"
             )
-    return modules
+    return models
 
 
 def _size(shape: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(shape.items()) if k != "_target_" and not isinstance(v, dict))
 
 
-def atom_features(module, structures: list, layer: str | None = None) -> np.ndarray:
+def atom_features(model: InferenceModel, structures: list, layer: str | None = None) -> np.ndarray:
     """(atoms, features) of the backbone's output, or of its submodule `layer` (e.g. 'blocks.0'; for a module that
     returns several tensors, the first per-atom one: the invariant features)."""
-    backbone = module.potential.backbone
+    backbone = model.potential.backbone
     try:
         target = backbone.get_submodule(layer) if layer else backbone
     except AttributeError as err:
@@ -86,9 +88,9 @@ def atom_features(module, structures: list, layer: str | None = None) -> np.ndar
     handle = target.register_forward_hook(lambda _m, _i, output: captured.append(output))
     try:
         with torch.no_grad():
-            for _, batch in _batches(module, structures, "features"):
+            for _, batch in _batches(model, structures, "features"):
                 captured.clear()
-                module.potential(batch, compute_forces=False, check_elements=False)
+                model.potential(batch, compute_forces=False, check_elements=False)
                 parts.append(_per_atom(captured[-1], int(batch.numbers.shape[0]), layer))
     finally:
         handle.remove()
@@ -111,15 +113,13 @@ class Predictions:
     force_groups: list[str]  # the molecule of each force component
 
 
-def predictions(module, structures: list, fidelity: str) -> Predictions:
-    """The checkpoint's `fidelity` head on the structures, beside their labels (unlabelled ones left out)."""
-    if fidelity not in module.fidelities:
-        raise UserError(f"the checkpoint {module.checkpoint_path} has no head {fidelity!r} ({module.fidelities})")
+def predictions(model: InferenceModel, structures: list, fidelity: str) -> Predictions:
+    """The model's `fidelity` head on the structures, beside their labels (unlabelled ones left out)."""
     energies, forces, groups, force_groups = [], [], [], []
-    for chunk, batch in _batches(module, structures, f"predicting {fidelity}"):
-        out = module.potential(batch, compute_forces=True, head=fidelity)
-        predicted_forces = out["pred_forces"].detach().double().numpy()
-        predicted_energy = out["pred_energy"].detach().double().numpy()
+    for chunk, batch in _batches(model, structures, f"predicting {fidelity}"):
+        out = model(batch, head=fidelity)
+        predicted_forces = out["forces"].detach().double().numpy()
+        predicted_energy = out["energy"].detach().double().numpy()
         start = 0
         for s, energy in zip(chunk, predicted_energy):
             n = len(s)

@@ -23,9 +23,9 @@ from mfff.analyze.planner import pareto_front, plan
 from mfff.analyze.similarity import linear_cka, mean_cca
 from mfff.analyze.studies import cost_points, has_cost, heads, learning_curves, transfer
 from mfff.errors import UserError
+from mfff.inference.files import load
 from mfff.records import FILENAME, RunRecord
 from mfff.runs.report import UNITS
-from mfff.train.checkpoints import load_module
 from mfff.utils.atomic import atomic_write_text
 
 SUMMARY_COLUMNS = ["run", "strategy", "backbone", "size", "seed", "n_train", "label_cost_cpu_s", "best_epoch",
@@ -167,9 +167,9 @@ def similarity_section(cfg, out: Path) -> str:
     if given and len(given) != len(sources):
         raise UserError(f"similarity.names has {len(given)} names for {len(sources)} checkpoints; give one a "
                         "checkpoint or none")  # fmt: skip
-    modules = load_checkpoints(sources, "similarity.checkpoints")
+    models = load_checkpoints(sources, "similarity.checkpoints")
     structures = test_structures(cfg.data, cfg.similarity.fidelity, cfg.similarity.split, cfg.similarity.structures)
-    features = [atom_features(m, structures, cfg.similarity.layer) for m in modules]
+    features = [atom_features(m, structures, cfg.similarity.layer) for m in models]
     n = len(sources)
     cka, cca = np.eye(n), np.eye(n)
     for i in range(n):
@@ -195,9 +195,9 @@ def parity_section(cfg, out: Path) -> str:
     sources = [str(s) for s in cfg.parity.checkpoints]
     names, lines, record = _names(sources), ["## Parity and errors by molecule\n"], {}
     for source, name in zip(sources, names):
-        module = load_module(source, "parity.checkpoints")
-        for fidelity in [f for f in module.fidelities if f in cfg.data.sources]:
-            found = predictions(module, test_structures(cfg.data, fidelity, cfg.parity.split), fidelity)
+        model = load(source, key="parity.checkpoints")
+        for fidelity in [f for f in model.heads if f in cfg.data.sources]:
+            found = predictions(model, test_structures(cfg.data, fidelity, cfg.parity.split), fidelity)
             stem = _file_name(f"parity_{name}_{fidelity}")
             plots.parity_plot(found.energy_per_atom[:, 0], found.energy_per_atom[:, 1], f"{fidelity} energy",
                               "eV/atom", f"{name}: {fidelity} energies", out / f"{stem}_energy.png")  # fmt: skip

@@ -37,16 +37,19 @@ def save(model: InferenceModel, path) -> Path:
     return Path(path)
 
 
-def load(source, head: str | None = None, dtype: str | None = None, device: str = "cpu") -> InferenceModel:
+def load(
+    source, head: str | None = None, dtype: str | None = None, device: str = "cpu", key: str = "model"
+) -> InferenceModel:
     """The potential of an inference file, a run dir of mfff-train (its best checkpoint) or a .ckpt file.
 
     Args:
         head: keep only this head (the fidelity the model predicts); None keeps them all.
         dtype: 'float32' or 'float64'; None keeps the dtype the model was trained in.
+        key: what names `source` in messages (a config key).
     """
     if dtype not in (None, *DTYPES):
         raise UserError(f"dtype={dtype!r}: choose float32 or float64 (or None, the model's own)")
-    path = resolve_checkpoint(source, "model")
+    path = resolve_checkpoint(source, key)
     contents = read_tensors(path)
     if isinstance(contents, dict) and contents.get("format") == FORMAT:
         model = _from_inference_file(contents, path)

@@ -80,7 +80,8 @@ def test_similarity_and_parity_from_checkpoints(sweeps):
     finetuned, multihead = sweeps / "finetune" / "0", sweeps / "multihead" / "0"
     started_from = json.loads((finetuned / "metrics.json").read_text())["pretrain"]["checkpoint"]
     # <run dir>:pretrain is the pre-training that run started from: the same checkpoint as the cache entry's
-    similarity = [started_from, f"'{finetuned}:pretrain'", pretrained[1], str(finetuned), str(multihead)]
+    other_seed = next(p for p in pretrained if not started_from.startswith(p))  # cache keys sort in any order
+    similarity = [started_from, f"'{finetuned}:pretrain'", other_seed, str(finetuned), str(multihead)]
     names = "similarity.names=[a,a_again,b,finetuned,multihead]"
     result = _run(["-m", "mfff.cli.analyze", f"runs={sweeps}/multihead", f"parity.checkpoints=[{multihead}]",
                    f"similarity.checkpoints=[{','.join(similarity)}]", names, "data.sources.dft.n_test=16",
