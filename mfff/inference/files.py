@@ -58,7 +58,7 @@ def load(
     else:
         raise UserError(f"{path} is neither a checkpoint of mfff-train nor an mfff inference file (mfff.save)")
     if head is not None:
-        model = model.only(head)
+        model = model.keep([head])
     if dtype is not None:
         model = model.to(getattr(torch, dtype))
     return model.to(device).eval()

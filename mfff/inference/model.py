@@ -64,12 +64,13 @@ class InferenceModel(nn.Module):
         elements = tuple(z for z in self.potential.elements if bool(covered[z])) or tuple(self.potential.elements)
         return HeadInfo(head, elements, self.cutoff, self.bases.get(head))
 
-    def only(self, head: str) -> InferenceModel:
-        """The model with this one head (the others dropped): what `load(..., head=)` returns."""
-        self.potential.head_index(head)
-        if self.heads == [head]:
+    def keep(self, heads: list[str]) -> InferenceModel:
+        """The model with these heads only (the others dropped): what `load(..., head=)` returns."""
+        for head in heads:
+            self.potential.head_index(head)
+        if sorted(heads) == self.heads:
             return self
-        kept = Potential(self.potential.backbone, {head: self.potential.heads[head]})
+        kept = Potential(self.potential.backbone, {head: self.potential.heads[head] for head in heads})
         kept.known_elements.copy_(self.potential.known_elements)
         return InferenceModel(kept, self.architecture, self.bases)
 

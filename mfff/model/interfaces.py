@@ -11,17 +11,15 @@ from torch import nn
 class Backbone(nn.Module, abc.ABC):
     """Per-atom invariant features from atomic numbers and edge vectors.
 
-    Subclasses expose `embedding` (the element embedding) and `interactions` (an nn.ModuleList of message-passing
-    blocks, in order), so fine-tuning can freeze the embedding and the first k blocks by name.
+    Subclasses set `n_features` (int), `cutoff` (float, Å), `embedding` (the element embedding) and `interactions`
+    (an nn.ModuleList of message-passing blocks, in order), so fine-tuning can freeze the embedding and the first k
+    blocks by name. (Not declared as class annotations: TorchScript, which the metatomic export needs, cannot read
+    them.)
     """
 
-    n_features: int
-    cutoff: float
     # model.compile=true traces the forward pass with symbolic sizes; a backbone that turns a size into a Python
     # number would be traced for one batch shape only, so compilation is allowed where it was checked to work
     compilable: bool = False
-    embedding: nn.Module
-    interactions: nn.ModuleList
 
     @abc.abstractmethod
     def forward(self, numbers: torch.Tensor, edge_index: torch.Tensor, edge_vectors: torch.Tensor) -> torch.Tensor:
@@ -39,10 +37,8 @@ class Backbone(nn.Module, abc.ABC):
 class Head(nn.Module, abc.ABC):
     """Atomic energies (eV) of one fidelity from backbone features: a learned readout times `scale`, plus the
     fidelity's per-element reference energies `e0`. Both are fitted on the fidelity's training data by the model
-    builders (`set_reference`) and checkpointed with the head."""
-
-    e0: torch.Tensor  # (119,) eV by atomic number
-    scale: torch.Tensor  # () the readout's output scale (eV/Å: the training force RMS)
+    builders (`set_reference`) and checkpointed with the head, as buffers: `e0` (119,) eV by atomic number, `scale`
+    () the readout's output scale (eV/Å: the training force RMS)."""
 
     @abc.abstractmethod
     def set_reference(self, e0, scale: float) -> None:

@@ -69,7 +69,15 @@ class MACEBlock(nn.Module):
         super().__init__()
         self.interaction, self.product, self.first = interaction, product, first
 
-    def forward(self, node_attrs, node_feats, edge_attrs, edge_feats, edge_index, cutoff):
+    def forward(
+        self,
+        node_attrs: torch.Tensor,
+        node_feats: torch.Tensor,
+        edge_attrs: torch.Tensor,
+        edge_feats: torch.Tensor,
+        edge_index: torch.Tensor,
+        cutoff: torch.Tensor | None,
+    ) -> torch.Tensor:
         node_feats, skip = self.interaction(
             node_attrs=node_attrs,
             node_feats=node_feats,
@@ -157,6 +165,7 @@ class MACE(Backbone):
             self.avg_num_neighbors.fill_(float(avg_neighbours))
             self._share_avg_num_neighbors()
 
+    @torch.jit.unused  # an exported (TorchScript) model declares its elements to the engine instead
     def check_elements(self, elements) -> None:
         unknown = sorted({int(z) for z in elements} - set(self.elements))
         if unknown:
@@ -166,7 +175,8 @@ class MACE(Backbone):
             )
 
     def _node_attrs(self, numbers: torch.Tensor) -> torch.Tensor:
-        if not self.training:  # training data was checked once, when it was bound (no per-step host sync)
+        # training data was checked once, when it was bound (no per-step host sync)
+        if not self.training and not torch.jit.is_scripting():
             self.check_elements(torch.unique(numbers).tolist())
         return nn.functional.one_hot(self.element_index[numbers], len(self.elements)).to(self.avg_num_neighbors.dtype)
 

@@ -19,10 +19,17 @@ class PaiNNMessage(nn.Module):
         self.phi = nn.Sequential(nn.Linear(n_features, n_features), nn.SiLU(), nn.Linear(n_features, 3 * n_features))
         self.filter = nn.Linear(n_basis, 3 * n_features)  # applied by PaiNN.forward, once for all blocks
 
-    def forward(self, s, v, edge_index, filters, unit):
+    def forward(
+        self,
+        s: torch.Tensor,
+        v: torch.Tensor | None,
+        edge_index: torch.Tensor,
+        filters: torch.Tensor,
+        unit: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """filters: this block's filter(rbf) times the cutoff envelope, (n_edges, 3 n). v=None: all zeros (the
         first block), whose v[sender] term is skipped rather than multiplied by zero."""
-        receiver, sender = edge_index
+        receiver, sender = edge_index[0], edge_index[1]
         x = self.phi(s)[sender] * filters
         ds, dv_v, dv_r = torch.split(x, self.n, dim=1)
         dv = dv_r[:, None, :] * unit[:, :, None]
@@ -36,7 +43,7 @@ class PaiNNMessage(nn.Module):
 class PaiNNUpdate(nn.Module):
     def __init__(self, n_features: int):
         super().__init__()
-        self.n = n_features
+        self.n, self.eps = n_features, _EPS  # an attribute: TorchScript reads no module-level floats
         self.u = nn.Linear(n_features, n_features, bias=False)
         self.w = nn.Linear(n_features, n_features, bias=False)
         self.mlp = nn.Sequential(
@@ -45,7 +52,7 @@ class PaiNNUpdate(nn.Module):
 
     def forward(self, s, v):
         uv, wv = self.u(v), self.w(v)
-        norm = torch.sqrt(torch.sum(wv**2, dim=1) + _EPS)
+        norm = torch.sqrt(torch.sum(wv**2, dim=1) + self.eps)
         a_vv, a_sv, a_ss = torch.split(self.mlp(torch.cat([s, norm], dim=1)), self.n, dim=1)
         v = v + a_vv[:, None, :] * uv
         s = s + a_sv * torch.sum(uv * wv, dim=1) + a_ss
@@ -58,9 +65,16 @@ class PaiNNBlock(nn.Module):
         self.message = PaiNNMessage(n_features, n_basis)
         self.update = PaiNNUpdate(n_features)
 
-    def forward(self, s, v, edge_index, filters, unit):
-        s, v = self.message(s, v, edge_index, filters, unit)
-        return self.update(s, v)
+    def forward(
+        self,
+        s: torch.Tensor,
+        v: torch.Tensor | None,
+        edge_index: torch.Tensor,
+        filters: torch.Tensor,
+        unit: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        s, v_out = self.message(s, v, edge_index, filters, unit)
+        return self.update(s, v_out)
 
 
 class PaiNN(Backbone):
@@ -82,6 +96,7 @@ class PaiNN(Backbone):
         # keeps its own filter layer, so freezing or adapting a block still reaches it
         filters = torch.cat([block.message.filter(rbf) for block in self.interactions], dim=1) * envelope[:, None]
         s, v = self.embedding(numbers), None
-        for block, block_filters in zip(self.interactions, filters.split(3 * self.n_features, dim=1)):
-            s, v = block(s, v, edge_index, block_filters, unit)
+        block_filters = filters.split(3 * self.n_features, dim=1)
+        for k, block in enumerate(self.interactions):  # enumerate, not zip: TorchScript iterates a ModuleList so
+            s, v = block(s, v, edge_index, block_filters[k], unit)
         return s

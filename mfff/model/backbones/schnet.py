@@ -30,7 +30,7 @@ class SchNetInteraction(nn.Module):
         )
 
     def forward(self, h, edge_index, rbf, envelope):
-        receiver, sender = edge_index
+        receiver, sender = edge_index[0], edge_index[1]
         messages = self.into(h)[sender] * self.filter(rbf) * envelope[:, None]
         aggregated = torch.zeros_like(h).index_add_(0, receiver, messages)
         return h + self.out(aggregated)
