@@ -90,6 +90,33 @@ class MACEBlock(nn.Module):
         return self.product(node_feats=node_feats, sc=skip, node_attrs=node_attrs)
 
 
+def mace_torch_model(n_channels, max_L, n_interactions, correlation, max_ell, n_basis, n_polynomial_cutoff,
+                     radial_mlp, cutoff, elements) -> nn.Module:  # fmt: skip
+    """mace-torch's own `MACE` model of these settings, readouts included (random weights): what the backbone
+    takes its layers from, and the peer in the MD speed benchmark."""
+    o3, MACEModel, interaction_classes = _import_mace()
+    hidden = o3.Irreps("+".join(f"{n_channels}x{ell}{'e' if ell % 2 == 0 else 'o'}" for ell in range(max_L + 1)))
+    with _quiet_e3nn():
+        return MACEModel(
+            r_max=float(cutoff),
+            num_bessel=n_basis,
+            num_polynomial_cutoff=n_polynomial_cutoff,
+            max_ell=max_ell,
+            interaction_cls=interaction_classes["RealAgnosticResidualInteractionBlock"],
+            interaction_cls_first=interaction_classes["RealAgnosticResidualInteractionBlock"],
+            num_interactions=n_interactions,
+            num_elements=len(elements),
+            hidden_irreps=hidden,
+            MLP_irreps=o3.Irreps("16x0e"),
+            atomic_energies=torch.zeros(len(elements)).numpy(),
+            avg_num_neighbors=1.0,
+            atomic_numbers=list(elements),
+            correlation=correlation,
+            gate=torch.nn.functional.silu,
+            radial_MLP=list(radial_mlp),
+        )
+
+
 class MACE(Backbone):
     """Args:
     n_channels, max_L: hidden irreps `n_channels x (0e + 1o + ... up to max_L)`; max_L=0 is the invariant model.
@@ -113,29 +140,9 @@ class MACE(Backbone):
         avg_num_neighbors: float | None = None,
     ):
         super().__init__()
-        o3, MACEModel, interaction_classes = _import_mace()
-
         self.elements = sorted(int(z) for z in elements)
-        hidden = o3.Irreps("+".join(f"{n_channels}x{ell}{'e' if ell % 2 == 0 else 'o'}" for ell in range(max_L + 1)))
-        with _quiet_e3nn():
-            model = MACEModel(
-                r_max=float(cutoff),
-                num_bessel=n_basis,
-                num_polynomial_cutoff=n_polynomial_cutoff,
-                max_ell=max_ell,
-                interaction_cls=interaction_classes["RealAgnosticResidualInteractionBlock"],
-                interaction_cls_first=interaction_classes["RealAgnosticResidualInteractionBlock"],
-                num_interactions=n_interactions,
-                num_elements=len(self.elements),
-                hidden_irreps=hidden,
-                MLP_irreps=o3.Irreps("16x0e"),
-                atomic_energies=torch.zeros(len(self.elements)).numpy(),
-                avg_num_neighbors=1.0,
-                atomic_numbers=self.elements,
-                correlation=correlation,
-                gate=torch.nn.functional.silu,
-                radial_MLP=list(radial_mlp),
-            )
+        model = mace_torch_model(n_channels, max_L, n_interactions, correlation, max_ell, n_basis,
+                                 n_polynomial_cutoff, radial_mlp, cutoff, self.elements)  # fmt: skip
         self.cutoff, self.n_channels = float(cutoff), n_channels
         self.n_features = n_channels * n_interactions  # the 0e channels of every layer
         self.embedding = model.node_embedding
