@@ -123,3 +123,32 @@ def test_what_cannot_be_exported_is_refused_in_one_line(multihead_run, tmp_path,
                        "base method is not part of the model, so an export would give wrong energies"):  # fmt: skip
         export(model, ["dft"], tmp_path / "delta.pt")
     assert not (tmp_path / "x.pt").exists() and not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_an_export_runs_in_a_venv_of_torch_metatomic_and_ase_only(tmp_path):
+    """A venv with only torch, metatomic-torch, metatomic-ase and ase (pip, from PyPI): the exported file gives
+    mfff's numbers there (about 2 minutes, mostly pip)."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, f"torch=={torch.__version__.split('+')[0]}"], check=True, timeout=1800)
+    subprocess.run([*pip, "metatomic-torch==0.1.19", "metatomic-ase==0.1.4", "ase"], check=True, timeout=1800)
+    listed = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "list"], capture_output=True, text=True)
+    assert not any(name in listed.stdout.lower() for name in ("mfff", "lightning", "hydra", "omegaconf"))
+    (path,) = structures(tmp_path)[:1]
+    model = random_model(BACKBONES["PaiNN"])
+    exported = export(model, ["dft", "gfn2"], tmp_path / "model.pt")
+    request = tmp_path / "request.json"
+    request.write_text(
+        json.dumps([{"model": str(exported), "variant": h, "structure": str(path)} for h in ("dft", "gfn2")])
+    )
+    done = subprocess.run([str(venv / "bin" / "python"), str(RUNNER), str(request), str(tmp_path / "out.npz")],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = np.load(tmp_path / "out.npz")
+    for k, head in enumerate(("dft", "gfn2")):
+        atoms = ase.io.read(path)
+        atoms.calc = MFFFCalculator(model, head=head)
+        assert abs(float(found[f"{k}_energy"]) - atoms.get_potential_energy()) < 1e-6
+        np.testing.assert_allclose(found[f"{k}_forces"], atoms.get_forces(), atol=1e-6)
