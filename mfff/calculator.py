@@ -70,7 +70,7 @@ class MFFFCalculator(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        structure = self._structure(self.atoms)
+        structure = self._structure(self.atoms, check_distances=False)
         stress = "stress" in properties
         if stress and not structure.pbc.all():
             raise UserError(
@@ -78,6 +78,11 @@ class MFFFCalculator(Calculator):
                 f" have pbc={structure.pbc.tolist()}"
             )
         batch = self._updated_batch(structure, system_changes)
+        # close atoms are looked for among the neighbour list's pairs: a list of its own costs more in a big cell
+        receiver, sender = batch.edge_index.cpu().numpy()
+        vectors = batch.positions[batch.edge_index[1]] - batch.positions[batch.edge_index[0]] + batch.edge_shifts
+        distances = torch.linalg.norm(vectors, dim=1).detach().cpu().numpy()
+        self._refuse(geometry_problem(structure, (receiver, sender, distances)), self.atoms)
         (result,) = self._results(batch, [structure], stress)
         self.results = result
 
@@ -93,17 +98,22 @@ class MFFFCalculator(Calculator):
             results += self._results(batch, chunk, stress)
         return results
 
-    def _structure(self, atoms) -> Structure:
+    def _structure(self, atoms, check_distances: bool = True) -> Structure:
+        """check_distances=False: positions and cell only (the caller looks for close atoms in its own pairs)."""
         structure = Structure(
             numbers=atoms.numbers.astype(np.int64),
             positions=atoms.positions.copy(),
             cell=np.asarray(atoms.cell[:], dtype=np.float64),
             pbc=np.asarray(atoms.pbc, dtype=bool),
         )
-        problem = geometry_problem(structure)
+        no_pairs = (np.zeros(0, int), np.zeros(0, int), np.zeros(0))
+        self._refuse(geometry_problem(structure, None if check_distances else no_pairs), atoms)
+        return structure
+
+    @staticmethod
+    def _refuse(problem: str | None, atoms) -> None:
         if problem is not None:
             raise UserError(f"the atoms given to MFFFCalculator ({atoms.get_chemical_formula()}) {problem}")
-        return structure
 
     def _updated_batch(self, structure: Structure, system_changes) -> Batch:
         """The last batch with new positions (and edges from the kept neighbour list), or a new one when atoms,

@@ -1,4 +1,5 @@
-"""Evaluate a checkpoint on the test sets of every fidelity of a dataset that it has a head for."""
+"""Evaluate a trained model (run dir, checkpoint or inference file) on the test sets of every fidelity it has a
+head for."""
 
 from __future__ import annotations
 
@@ -7,49 +8,60 @@ import json
 import math
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
+from tqdm import tqdm
 
 from mfff.data.readers.base import existing_file
 from mfff.errors import UserError
+from mfff.inference.files import load
 from mfff.runs.fit import nest_metrics
 from mfff.runs.progress import show_bar
-from mfff.runs.quiet import quiet_lightning
 from mfff.runs.report import UNITS, metrics_table
-from mfff.train.checkpoints import load_module
+from mfff.train.checkpoints import resolve_checkpoint
+from mfff.train.metrics import FidelityMetrics
 from mfff.utils.atomic import atomic_write_text
 from mfff.utils.instantiate import instantiate
 
 
 def evaluate(cfg: DictConfig) -> dict:
     """Test sets are those of `data` as configured here: every structure of each test set unless
-    data.sources.<name>.n_test is set (a training run's metrics.json used that run's n_test)."""
-    module = load_module(cfg.ckpt, "ckpt")
-    path = module.checkpoint_path
-    data_cfg = test_file_data(cfg, module.fidelities) if cfg.get("test") else cfg.data
-    fidelities = [f for f in data_cfg.sources if f in module.fidelities]
+    data.sources.<name>.n_test is set (a training run's metrics.json used that run's n_test). The model is the
+    inference model (`mfff.load`: run dirs, checkpoints and inference files), its errors the training's metrics."""
+    path = resolve_checkpoint(cfg.ckpt, "ckpt")
+    model = load(path, key="ckpt", device=_device(cfg.trainer.get("accelerator", "auto")))
+    data_cfg = test_file_data(cfg, model.heads) if cfg.get("test") else cfg.data
+    fidelities = [f for f in data_cfg.sources if f in model.heads]
     if not fidelities:
         raise UserError(
-            f"checkpoint {path} has heads {module.fidelities} but data.sources has "
+            f"checkpoint {path} has heads {model.heads} but data.sources has "
             f"{list(data_cfg.sources)}: no fidelity in common to evaluate"
         )
     data = instantiate(
         data_cfg,
         key="data",
         fidelities=fidelities,
-        heads=module.fidelities,
-        bases={name: base["fidelity"] for name, base in module.hparams.bases.items() if name in fidelities},
-        cutoff=module.potential.backbone.cutoff,
-        dtype=module.dtype_name,
+        heads=model.heads,
+        bases={name: base["fidelity"] for name, base in model.bases.items() if name in fidelities},
+        cutoff=model.cutoff,
+        dtype=str(model.dtype).removeprefix("torch."),
     )  # graphs as the model was trained
     data.setup("test")
-    data.leave_out_unpredictable(module.potential.elements)
-    module.bind_data(data.stage_fidelities())
-    quiet_lightning()
+    data.leave_out_unpredictable(model.potential.elements)
     bar = show_bar(cfg.trainer.get("enable_progress_bar", True))  # a bar only on a terminal, as in mfff-train
-    trainer = instantiate(cfg.trainer, callbacks=[], enable_progress_bar=bar, enable_model_summary=False)
     flat = {}
-    for result in trainer.test(module, datamodule=data, verbose=False):
-        flat.update({k: float(v) if math.isfinite(float(v)) else None for k, v in result.items()})
+    for name, loader in zip(data.test_names, data.test_dataloader()):
+        errors = {f: FidelityMetrics() for f in fidelities if name in data.sources[f].tests}
+        for batch in tqdm(loader, desc=f"mfff-eval {name}", disable=not bar, leave=False):
+            batch = batch.to(model.potential.known_elements.device)
+            with torch.enable_grad():  # forces are -dE/dx
+                out = model.potential(batch, compute_forces=True)
+            for fidelity, metrics in errors.items():
+                metrics.update(batch, out, model.heads.index(fidelity))
+        for fidelity, metrics in errors.items():
+            flat.update(
+                {f"{name}/{fidelity}/{k}": v if math.isfinite(v) else None for k, v in metrics.compute().items()}
+            )
     return {
         "checkpoint": str(path),
         "fidelities": data.fidelities,
@@ -57,6 +69,13 @@ def evaluate(cfg: DictConfig) -> dict:
         "metrics": nest_metrics(flat),
         "units": UNITS,
     }
+
+
+def _device(accelerator: str) -> str:
+    """The device of trainer.accelerator (mfff-eval runs no Lightning trainer, but keeps its setting)."""
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return "cuda"
+    return "cpu"
 
 
 def test_file_data(cfg: DictConfig, heads: list[str]) -> DictConfig:

@@ -83,10 +83,15 @@ MIN_DISTANCE = 0.3  # Å: shorter than any chemical bond (H2: 0.74); closer atom
 _CLOSE_PAIRS = NeighborList(cutoff=MIN_DISTANCE, full_list=False)
 
 
-def geometry_problem(structure: Structure) -> str | None:
+def geometry_problem(structure: Structure, pairs: tuple | None = None) -> str | None:
     """What makes a geometry impossible to evaluate, or None: non-finite positions, two atoms closer than
     MIN_DISTANCE (periodic images too, in a cell periodic in all three directions), a periodic direction without a
-    cell. Each would otherwise surface as NaN energies or a diverged training."""
+    cell. Each would otherwise surface as NaN energies or a diverged training.
+
+    Args:
+        pairs: (i, j, distance) arrays of a neighbour list already made (any cutoff >= MIN_DISTANCE), to look for
+            close atoms in; None makes one (for a large periodic cell that costs more than evaluating a model).
+    """
     positions = structure.positions
     if not np.all(np.isfinite(positions)):
         return "has non-finite (NaN/inf) positions"
@@ -95,12 +100,14 @@ def geometry_problem(structure: Structure) -> str | None:
         return f"is periodic (pbc={pbc.tolist()}) but its cell has no volume; give the cell, or set pbc=False"
     if len(positions) < 2:
         return None
-    periodic = bool(pbc.all())
-    box = np.asarray(structure.cell, dtype=np.float64) if periodic else np.zeros((3, 3))
-    # vesin (the periodic neighbour list mfff trains with): pairs within MIN_DISTANCE, without an n x n matrix
-    i, j, d = _CLOSE_PAIRS.compute(points=np.asarray(positions, dtype=np.float64), box=box, periodic=periodic,
-                                   quantities="ijd")  # fmt: skip
-    if not len(d):
+    if pairs is None:
+        periodic = bool(pbc.all())
+        box = np.asarray(structure.cell, dtype=np.float64) if periodic else np.zeros((3, 3))
+        # vesin (the periodic neighbour list mfff trains with): pairs within MIN_DISTANCE, without an n x n matrix
+        pairs = _CLOSE_PAIRS.compute(points=np.asarray(positions, dtype=np.float64), box=box, periodic=periodic,
+                                     quantities="ijd")  # fmt: skip
+    i, j, d = pairs
+    if not len(d) or d.min() >= MIN_DISTANCE:
         return None
     k = int(np.argmin(d))
     first, second = sorted((int(i[k]), int(j[k])))
