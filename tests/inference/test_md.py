@@ -87,5 +87,7 @@ def test_the_md_example_relaxes_equilibrates_and_logs(multihead_run, tmp_path, m
     assert len(frames) == 1 + 40 // 5 + 1 + 60 // 5  # each run writes its first frame and one every 5 steps
     log = (tmp_path / "md.log").read_text().splitlines()
     assert log[0].split()[:2] == ["Time[ps]", "Etot[eV]"] and len(log) == 2 + len(frames)  # a header per run
-    assert 50 < summary["final_temperature_K"] < 1000
+    nve = [float(line.split()[1]) for line in log[log.index(log[0], 1) + 1 :]]  # Etot after the second header
+    assert len(nve) == 1 + 60 // 5 and np.ptp(nve) < 0.01  # eV: the NVE part conserves the total energy
+    assert 0 < summary["final_temperature_K"] < 1000  # the thermostat gave the atoms motion
     sys.modules.pop("md", None)
