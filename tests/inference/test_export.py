@@ -152,3 +152,34 @@ def test_an_export_runs_in_a_venv_of_torch_metatomic_and_ase_only(tmp_path):
         atoms.calc = MFFFCalculator(model, head=head)
         assert abs(float(found[f"{k}_energy"]) - atoms.get_potential_energy()) < 1e-6
         np.testing.assert_allclose(found[f"{k}_forces"], atoms.get_forces(), atol=1e-6)
+
+
+def test_per_atom_energies_selected_atoms_and_several_systems_at_once(tmp_path):
+    """What engines such as LAMMPS ask for: atomic energies, and the energy of selected (local) atoms only."""
+    from metatensor.torch import Labels
+    from metatomic.torch import ModelOutput
+    from metatomic_ase import MetatomicCalculator
+
+    model = random_model(BACKBONES["PaiNN"])
+    exported = export(model, ["dft", "gfn2"], tmp_path / "m.pt")
+    calc = MetatomicCalculator(str(exported), variants={"energy": "gfn2"}, device="cpu")
+    images = [molecule("CH3CH2OH"), molecule("H2O")]
+    expected = []
+    for atoms in images:
+        atoms.calc = MFFFCalculator(model, head="gfn2")
+        expected.append(atoms.get_potential_energy())
+
+    def energies(kind: str, selected=None):
+        block = calc.run_model(images, {"energy/gfn2": ModelOutput(unit="eV", sample_kind=kind)}, selected)
+        block = block["energy/gfn2"].block()
+        return block.values.detach().double().numpy().ravel(), block.samples.values.numpy()
+
+    totals, _ = energies("system")
+    np.testing.assert_allclose(totals, expected, atol=1e-6)
+    atomic, samples = energies("atom")
+    assert samples.tolist() == [[0, a] for a in range(9)] + [[1, a] for a in range(3)]
+    np.testing.assert_allclose([atomic[:9].sum(), atomic[9:].sum()], expected, atol=1e-6)
+    chosen, _ = energies(
+        "system", Labels(["system", "atom"], torch.tensor([[0, 0], [0, 4], [1, 2]], dtype=torch.int32))
+    )
+    np.testing.assert_allclose(chosen, [atomic[0] + atomic[4], atomic[11]], atol=1e-9)
