@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from omegaconf import OmegaConf
 
 from mfff.config import conf_dir
 from mfff.runs.run import train
@@ -215,14 +216,21 @@ def test_every_job_of_every_study_command_composes_and_plans(study, tmp_path):
         for job in expand_jobs(command):
             seeds = {o for o in job if o.startswith("seed=")}
             jobs.setdefault(job - seeds, set()).update(o.split("=", 1)[1] for o in seeds)
-    hashes = set()
+    hashes, largest = set(), {}
     for job, seeds in jobs.items():
         cfg = compose_config("train", [*sorted(job), f"paths.output_dir={tmp_path}"])
         check_train_config(cfg)
         instantiate(cfg.strategy, _convert_="all").plan(cfg, tmp_path)
+        for name, source in cfg.data.sources.items():
+            size = source.get("n_train")
+            if isinstance(size, int) and not source.get("exclude_molecules_of") and size > largest.get(name, (0,))[0]:
+                largest[name] = (size, OmegaConf.to_container(source, resolve=True))
         for seed in seeds or {str(cfg.seed)}:
             cfg.seed = int(seed)
             hashes.add(config_hash(cfg))
+    # sizes are checked only when the data loads: the largest training set asked of each source must exist
+    for _, source in largest.values():
+        instantiate(source).setup()
     # a committed record whose hash no job makes any more would be orphaned: its job would silently run again
     kept = {p.parent.name for p in (conf_dir().parent / "experiments" / study / "runs").glob("*/metrics.json")}
     assert kept <= hashes, f"records of {study} that no job of its commands matches: {sorted(kept - hashes)}"

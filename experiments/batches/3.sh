@@ -5,14 +5,14 @@
 BATCH=3
 source "$(dirname "$0")/lib.sh"
 lane_a() {
-    run pretrain_size s0 data.sources.gfn2.n_train=250,500,1000,2000,4000,7938 seed=0
-    run pretrain_size s2_big data.sources.gfn2.n_train=7938 seed=2
+    run pretrain_size s0 data.sources.gfn2.n_train=250,500,1000,2000,4000,7888 seed=0
+    run pretrain_size s2_big data.sources.gfn2.n_train=7888 seed=2
     run pretrain_size gfn1_s0 'strategy.pretrain.fidelities=[gfn1]' data.sources.gfn1.n_train=500,2000 seed=0
     bash experiments/representations/run.sh >> multirun/batch3.representations.log 2>&1 \
         || echo "representations failed ($?)" >> multirun/batch3.failed
 }
 lane_b() {
-    run pretrain_size s1 data.sources.gfn2.n_train=250,500,1000,2000,4000,7938 seed=1
+    run pretrain_size s1 data.sources.gfn2.n_train=250,500,1000,2000,4000,7888 seed=1
     run pretrain_size s2 data.sources.gfn2.n_train=250,500,1000,2000,4000 seed=2
     run pretrain_size gfn1_s12 'strategy.pretrain.fidelities=[gfn1]' data.sources.gfn1.n_train=500,2000 seed=1,2
 }

@@ -33,9 +33,10 @@ RESULTS, VERDICTS = "results.md", "verdicts.json"
 
 
 def readme_commands(study_dir: Path) -> list[str]:
+    """The README's sweep commands, or the script that runs a study of single runs (representations)."""
     readme = study_dir / "README.md"
     lines = readme.read_text().splitlines() if readme.is_file() else []
-    return [line for line in lines if line.startswith("mfff-train -m ")]
+    return [line for line in lines if line.startswith(("mfff-train -m ", "bash experiments/"))]
 
 
 def _metric_unit(column: str) -> str:
@@ -215,6 +216,18 @@ def cpu_hours(runs) -> tuple[float, float, int]:
     return own / 3600, sum(pretrainings.values()) / 3600, missing
 
 
+def analysis_cpu_hours(study_dir: Path) -> tuple[float, float]:
+    """(own, pre-training) CPU h of the runs in `analysis/runs.csv` (what mfff-analyze runs= wrote for them)."""
+    import csv
+
+    table = study_dir / "analysis" / "runs.csv"
+    if not table.is_file():
+        return 0.0, 0.0
+    rows = list(csv.DictReader(table.open()))
+    hours = [sum(float(r[k]) for r in rows if r.get(k)) / 3600 for k in ("cpu_s", "pretrain_cpu_s")]
+    return hours[0], hours[1]
+
+
 def _plot_name(plot) -> str:
     where = "_".join(f"{k}-{v}" for k, v in plot.where.items())
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{plot.y}_vs_{plot.x}{'_' + where if where else ''}") + ".png"
@@ -278,6 +291,8 @@ def study_results(study_dir: Path, out_dir: Path | None = None) -> dict:
                 "differs": f.differs} for f, j in zip(spec.fits, fitted) if f.id]  # fmt: skip
     judged += similar
     own, pre, missing = cpu_hours(runs)
+    if not runs and spec.similarity:  # single runs, not kept records: their table from the similarity analysis
+        own, pre = analysis_cpu_hours(study_dir)
     name = study_dir.name
     sections = [
         f"# {name}: results\n",
@@ -353,6 +368,9 @@ def all_studies(experiments: Path) -> dict:
         result = study_results(study)
         done[study.name] = result
         plots = sorted(p.name for p in study.glob("*.png"))
+        if not plots and spec.similarity:  # a representation study's plot is the heat map beside its CKA table
+            heat_map = (study / spec.similarity.file).with_suffix(".png")
+            plots = [str(heat_map.relative_to(study))] if heat_map.is_file() else []
         plot = f"[plot]({study.name}/{plots[0]})" if plots else ""
         for v in result["verdicts"]:
             rows.append(f"| ({v['id']}) | {v['claim']} | **{v['verdict']}** | {v['key']} | "
