@@ -77,12 +77,10 @@ class MFFFCalculator(Calculator):
                 f"stress needs a cell periodic in all three directions; the atoms ({self.atoms.get_chemical_formula()})"
                 f" have pbc={structure.pbc.tolist()}"
             )
-        batch = self._updated_batch(structure, system_changes)
+        batch, distances = self._updated_batch(structure, system_changes)
         # close atoms are looked for among the neighbour list's pairs: a list of its own costs more in a big cell
         receiver, sender = batch.edge_index.cpu().numpy()
-        vectors = batch.positions[batch.edge_index[1]] - batch.positions[batch.edge_index[0]] + batch.edge_shifts
-        distances = torch.linalg.norm(vectors, dim=1).detach().cpu().numpy()
-        self._refuse(geometry_problem(structure, (receiver, sender, distances)), self.atoms)
+        self._refuse(geometry_problem(structure, (receiver, sender, distances.cpu().numpy())), self.atoms)
         (result,) = self._results(batch, [structure], stress)
         self.results = result
 
@@ -115,16 +113,17 @@ class MFFFCalculator(Calculator):
         if problem is not None:
             raise UserError(f"the atoms given to MFFFCalculator ({atoms.get_chemical_formula()}) {problem}")
 
-    def _updated_batch(self, structure: Structure, system_changes) -> Batch:
+    def _updated_batch(self, structure: Structure, system_changes) -> tuple[Batch, torch.Tensor]:
         """The last batch with new positions (and edges from the kept neighbour list), or a new one when atoms,
-        cell or periodicity changed."""
+        cell or periodicity changed; and its pairs' distances."""
         if self._batch is None or set(system_changes) - {"positions"}:
             self._batch = Collater(self.model.cutoff, self.backend, dtype=self.dtype_name)([(structure, 0)])
             self._batch = self._batch.to(self.device)
         positions = torch.from_numpy(structure.positions).to(self.device, self.model.dtype)
-        edges, shifts = self.neighbour_list(positions, self._batch.numbers, self._batch.cell[0], self._batch.pbc[0])
+        edges, shifts, distances = self.neighbour_list(positions, self._batch.numbers, self._batch.cell[0],
+                                                       self._batch.pbc[0])  # fmt: skip
         self._batch = dataclasses.replace(self._batch, positions=positions, edge_index=edges, edge_shifts=shifts)
-        return self._batch
+        return self._batch, distances
 
     def _results(self, batch: Batch, structures: list[Structure], stress: bool) -> list[dict]:
         if stress and self.base_labeller is not None:

@@ -24,8 +24,9 @@ class SkinNeighbourList:
 
     def __call__(
         self, positions: torch.Tensor, numbers: torch.Tensor, cell: torch.Tensor, pbc: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Edges (2, n_edges) [receiver, sender] and cartesian shifts (n_edges, 3), as `neighbour_list`."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Edges (2, n_edges) [receiver, sender] and cartesian shifts (n_edges, 3), as `neighbour_list`, and the
+        pairs' distances (n_edges,) Å, computed here anyway (the caller looks for atoms too close among them)."""
         if self._stale(positions, numbers, cell, pbc):
             batch = torch.zeros(len(positions), dtype=torch.long, device=positions.device)
             self._edges = neighbour_list(positions, batch, self.cutoff + self.skin, self.backend, cell[None], pbc[None])
@@ -33,8 +34,9 @@ class SkinNeighbourList:
             self.rebuilds += 1
         edge_index, shifts = self._edges
         receiver, sender = edge_index
-        within = torch.linalg.norm(positions[sender] - positions[receiver] + shifts, dim=1) < self.cutoff
-        return edge_index[:, within], shifts[within]
+        distances = torch.linalg.norm(positions[sender] - positions[receiver] + shifts, dim=1)
+        within = distances < self.cutoff
+        return edge_index[:, within], shifts[within], distances[within]
 
     def _stale(self, positions, numbers, cell, pbc) -> bool:
         if self._built is None or self.skin == 0:
