@@ -9,11 +9,15 @@ Arms (N = DFT training labels; every run trains EPOCHS epochs per stage at BATCH
   mace-torch `--foundation_model` with `--multiheads_finetuning False` (`ft_naive`; `ft_naive_e0` with its E0s
   re-estimated on the DFT data) and with replay of the GFN2 data (`ft_multihead`, its multihead fine-tuning, the
   docs' recommended way); mfff `strategy=pretrain_finetune`;
-- `multihead`: GFN2 2,000 + DFT 50 at once (mfff `strategy=multihead`).
+  `ft_multihead_lr<lr>`: the replay fine-tune with `--force_mh_ft_lr` at lr 1e-2 (its README's fine-tuning
+  example) and 1e-3, of which `table.py` keeps, per N and seed, the one with the lower DFT validation force RMSE
+  (`ft_multihead_lr`);
+- `multihead`: GFN2 2,000 + DFT N at once (mfff `strategy=multihead`; mace-torch `mh_joint`: its multi-head training
+  from scratch, a `--heads` dict with one head per method, each with its own E0s fitted on its own data).
 
-Every model is evaluated by the same code (`evaluate`): its ASE calculator on `dft_test.xyz`. Each run is a fresh
-process with one thread; runs go one at a time, so wall times compare. Results: `results.json`, and
-`table.py` writes the Markdown table.
+Every model is evaluated by the same code (`evaluate`): its ASE calculator on `dft_test.xyz` (and on `dft_val.xyz`,
+for choosing between runs). Each run is a fresh process with one thread; it records its CPU time (`cpu_s`), which
+other runs sharing the cores do not stretch. Results: `results.json`; `table.py` writes the Markdown table.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ DATA = RUNS / "data"
 RESULTS = HERE / "results.json"
 EPOCHS, BATCH = 100, 10
 SIZES = (50, 200)
+REPLAY_LRS = (1e-2, 1e-3)  # mace-torch's README fine-tunes at 1e-2; its replay mode alone would force 1e-4
 MACE_SIZE = ["--hidden_irreps=32x0e", "--num_interactions=2", "--r_max=5.0", "--max_ell=3", "--correlation=3"]
 
 
@@ -91,43 +96,46 @@ def arms(seed: int) -> list[dict]:
                 "command": mace_command(f"pretrain-s{seed}", pretrained.parent, "gfn2_train.xyz", "gfn2_val.xyz",
                                         seed)})  # fmt: skip
     for n in SIZES:
+        replay = [f"--foundation_model={pretrained}", "--multiheads_finetuning=True",
+                  f"--pt_train_file={DATA / 'gfn2_train.xyz'}", "--E0s=estimated"]  # fmt: skip
         for arm, extra in (
             ("scratch", []),
             ("ft_naive", [f"--foundation_model={pretrained}", "--multiheads_finetuning=False"]),
             # the naive fine-tune with E0s re-estimated on the fine-tuning data (least squares), as mfff re-fits E0
             ("ft_naive_e0", [f"--foundation_model={pretrained}", "--multiheads_finetuning=False", "--E0s=estimated"]),
-            (
-                "ft_multihead",
-                [
-                    f"--foundation_model={pretrained}",
-                    "--multiheads_finetuning=True",
-                    f"--pt_train_file={DATA / 'gfn2_train.xyz'}",
-                    "--E0s=estimated",
-                ],
-            ),  # fmt: skip
+            ("ft_multihead", replay),  # at the learning rate mace-torch sets in this mode, 1e-4
+            *((f"ft_multihead_lr{lr:g}", [*replay, "--force_mh_ft_lr=True", f"--lr={lr:g}"]) for lr in REPLAY_LRS),
         ):
             name = f"{arm}-n{n}-s{seed}"
             command = mace_command(name, mace / name, f"dft_train_{n}.xyz", "dft_val.xyz", seed, *extra)
             out.append({"tool": "mace-torch", "arm": arm, "n": n, "fidelity": "dft", "head": "Default",
                         "model": mace / name / f"{name}.model", "command": command})  # fmt: skip
+        name = f"mh_joint-n{n}-s{seed}"
+        heads = f"--heads={joint_heads(n)}"
+        command = mace_command(name, mace / name, f"dft_train_{n}.xyz", "dft_val.xyz", seed, heads)
+        out.append({"tool": "mace-torch", "arm": "mh_joint", "n": n, "fidelity": "dft", "head": "dft",
+                    "model": mace / name / f"{name}.model", "command": command})  # fmt: skip
     for backbone in ("mace", "painn"):
         for n in SIZES:
             for arm, strategy in (("scratch", "scratch"), ("pretrain_finetune", "pretrain_finetune")):
                 run_dir = RUNS / "mfff" / backbone / f"{arm}-n{n}-s{seed}"
                 out.append({"tool": f"mfff-{backbone}", "arm": arm, "n": n, "fidelity": "dft", "model": run_dir,
                             "command": mfff_command(run_dir, backbone, strategy, n, seed)})  # fmt: skip
-        run_dir = RUNS / "mfff" / backbone / f"multihead-n50-s{seed}"
-        out.append(
-            {
-                "tool": f"mfff-{backbone}",
-                "arm": "multihead",
-                "n": 50,
-                "fidelity": "dft",
-                "model": run_dir,
-                "command": mfff_command(run_dir, backbone, "multihead", 50, seed),
-            }
-        )
+        for n in SIZES:
+            run_dir = RUNS / "mfff" / backbone / f"multihead-n{n}-s{seed}"
+            out.append({"tool": f"mfff-{backbone}", "arm": "multihead", "n": n, "fidelity": "dft", "model": run_dir,
+                        "command": mfff_command(run_dir, backbone, "multihead", n, seed)})  # fmt: skip
     return out
+
+
+def joint_heads(n: int) -> str:
+    """mace-torch's `--heads` for training one model on both methods at once, the DFT head last (its scheduler,
+    early stopping and best checkpoint follow the last head's validation loss). Each head fits its own E0s: the
+    methods' absolute energies differ by thousands of eV, so one set of E0s cannot serve both."""
+    files = {"gfn2": ("gfn2_train.xyz", "gfn2_val.xyz"), "dft": (f"dft_train_{n}.xyz", "dft_val.xyz")}
+    heads = {head: {"train_file": str(DATA / train), "valid_file": str(DATA / val), "E0s": "average"}
+             for head, (train, val) in files.items()}  # fmt: skip
+    return repr(heads)
 
 
 # ------------------------------------------------------------------------------------------- evaluation
@@ -153,11 +161,11 @@ def parameters(run: dict) -> int:
     return sum(p.numel() for p in module.potential.parameters())
 
 
-def evaluate(run: dict) -> dict:
-    """Errors of the model on the fidelity's test file, computed here the same way for every tool."""
+def evaluate(run: dict, split: str = "test") -> dict:
+    """Errors of the model on the fidelity's test (or val) file, computed here the same way for every tool."""
     from ase.io import read
 
-    test = read(DATA / f"{run['fidelity']}_test.xyz", ":")
+    test = read(DATA / f"{run['fidelity']}_{split}.xyz", ":")
     calc = calculator(run)
     energy, per_atom, forces = [], [], []
     for atoms in test:
@@ -202,14 +210,18 @@ def finished(run: dict) -> bool:
     return metrics.is_file() and json.loads(metrics.read_text()).get("status") == "finished"
 
 
-def wall_times(run: dict, seed: int) -> dict:
-    """mfff's own record of its training time (`wall_s`: the stage, from data to test metrics) and, for a
-    fine-tune, of its pre-training, which a process timer cannot split (mfff pre-trains once per cache key)."""
+def training_costs(run: dict, seed: int) -> dict:
+    """mfff's own record of its training time (`wall_s`, `cpu_s`: the stage, from data to test metrics) and, for a
+    fine-tune, of its pre-training, which a process timer cannot split (mfff pre-trains once per cache key); for
+    mace-torch's fine-tunes, its pre-training's record."""
     if run["tool"].startswith("mfff"):
         metrics = json.loads((Path(run["model"]) / "metrics.json").read_text())
-        return {"train_wall_s": metrics.get("wall_s"), "pretrain_wall_s": (metrics.get("pretrain") or {}).get("wall_s")}
+        pretrain = metrics.get("pretrain") or {}
+        return {"train_wall_s": metrics.get("wall_s"), "train_cpu_s": metrics.get("cpu_s"),
+                "pretrain_wall_s": pretrain.get("wall_s"), "pretrain_cpu_s": pretrain.get("cpu_s")}  # fmt: skip
     if run["arm"].startswith("ft_"):
-        return {"pretrain_wall_s": load_results().get(f"mace-torch/pretrain/n0/s{seed}", {}).get("wall_s")}
+        pretrain = load_results().get(f"mace-torch/pretrain/n0/s{seed}", {})
+        return {"pretrain_wall_s": pretrain.get("wall_s"), "pretrain_cpu_s": pretrain.get("cpu_s")}
     return {}
 
 
@@ -241,7 +253,9 @@ def execute(run: dict, seed: int) -> None:
     record = {"tool": run["tool"], "arm": run["arm"], "n": run["n"], "seed": seed,
               "wall_s": round(wall, 1) if wall is not None else previous.get("wall_s"),
               "cpu_s": round(cpu, 1) if cpu is not None else previous.get("cpu_s"),
-              **wall_times(run, seed), "parameters": parameters(run), **evaluate(run)}  # fmt: skip
+              **training_costs(run, seed), "parameters": parameters(run), **evaluate(run)}  # fmt: skip
+    if run["fidelity"] == "dft":  # what a user may choose a model by (the learning rate of ft_multihead_lr)
+        record["val_forces_rmse"] = evaluate(run, "val")["forces_rmse"]
     save_result(name, record)
     print(f"{name}: forces RMSE {record['forces_rmse']:.1f} meV/Å, {record['wall_s']} s", flush=True)
 
@@ -273,7 +287,8 @@ def main() -> None:
         for run in arms(seed):
             if run["tool"].startswith("mfff"):
                 run["command"] += args.mfff_overrides
-            if (args.arms and run["arm"] not in args.arms) or (args.tools and run["tool"] not in args.tools):
+            arm = "ft_multihead_lr" if run["arm"].startswith("ft_multihead_lr") else run["arm"]  # both its lrs
+            if (args.arms and arm not in args.arms) or (args.tools and run["tool"] not in args.tools):
                 continue
             if args.sizes and run["n"] not in args.sizes and run["n"] != 0:
                 continue

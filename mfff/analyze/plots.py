@@ -22,7 +22,7 @@ def _figure():
     return plt, *plt.subplots(figsize=SIZE_INCHES, dpi=DPI)
 
 
-def _log_axes(ax) -> None:
+def log_axes(ax) -> None:
     """Log scales with round, labelled ticks over each axis's whole range (errors often span less than a decade,
     where matplotlib's default labels only one or two ticks). Call it once everything is drawn."""
     ax.set_xscale("log")
@@ -50,7 +50,7 @@ def pairs_plot(pairs: Pairs, unit: str, path: Path) -> Path:
         interval = f"[{fit.slope_ci[0]:.2f}, {fit.slope_ci[1]:.2f}]"
         ax.plot(grid, fit.predict(grid), color="C1", label=f"slope {fit.slope:.2f} {interval}, R² {fit.r2:.2f}")
         ax.fill_between(grid, low, high, color="C1", alpha=0.25, label=f"{100 * fit.level:.0f}% band (bootstrap)")
-    _log_axes(ax)
+    log_axes(ax)
     ax.set_xlabel(f"{pairs.x_label} [{unit}]")
     ax.set_ylabel(f"{pairs.y_label} [{unit}]")
     ax.set_title(pairs.name)
@@ -67,7 +67,7 @@ def learning_curves_plot(curves: list[Curve], target: str, metric_label: str, un
         ax.plot(curve.n, curve.median, "o-", color=color, label=curve.family)
         ax.fill_between(curve.n, curve.low, curve.high, color=color, alpha=0.2)
     counts = sorted({n for curve in curves for n in curve.n})
-    _log_axes(ax)
+    log_axes(ax)
     ax.set_xticks(counts, [str(n) for n in counts])  # the label counts of the sweep, and no others
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(f"{target} training labels")
@@ -86,7 +86,7 @@ def cost_plot(points: list[Point], target: str, metric_label: str, unit: str, pa
     front = pareto_front(points)
     ax.step([p.cost for p in front], [p.error for p in front], where="post", color="black", lw=1,
             label="Pareto front")  # fmt: skip
-    _log_axes(ax)
+    log_axes(ax)
     ax.set_xlabel("label cost [CPU s]")
     ax.set_ylabel(f"{target} {metric_label} [{unit}]")
     ax.set_title("cost and accuracy")
@@ -211,7 +211,7 @@ def fits_plot(judged: dict, fit, unit: str, path: Path) -> Path:
                 label=f"pooled: slope {pooled.slope:.2f} [{pooled.slope_ci[0]:.2f}, {pooled.slope_ci[1]:.2f}], "
                       f"R² {pooled.r2:.2f}")  # fmt: skip
         ax.fill_between(grid, low, high, color="black", alpha=0.12)
-    _log_axes(ax)
+    log_axes(ax)
     ax.set_xlabel(f"{fit.x} [{unit}]")
     ax.set_ylabel(f"{fit.y} [{unit}]")
     ax.set_title(judged["what"], fontsize=9)

@@ -44,6 +44,7 @@ class CompiledPotential:
         self.mode = mode
         self.compile_graph = compile_graph  # False: run the traced graph as it is (checks, debugging)
         self.graphs: dict[tuple, object] = {}
+        self._frozen_state: dict[str, torch.Tensor] | None = None
 
     def __call__(self, batch: Batch, compute_forces: bool = True, head: str | None = None) -> dict:
         potential = self.potential
@@ -60,12 +61,12 @@ class CompiledPotential:
             if min(2 if single else batch.n_graphs, inputs[0].shape[0], inputs[2].shape[1]) < _MIN_TRACE_SIZE:
                 return potential(batch, compute_forces, head, check_elements=False)
             graph = self.graphs[key] = self._compile(inputs, compute_forces)
-        state = self._state()
         if potential.training:
-            energy, forces = graph(state, *inputs)
+            self._frozen_state = None  # a training step may follow a change of modules (a stage's new head)
+            energy, forces = graph(self._state(), *inputs)
         else:
             with torch.no_grad():
-                energy, forces = graph(state, *inputs)
+                energy, forces = graph(self._eval_state(), *inputs)
         out = {"pred_energy": energy}
         if compute_forces:
             out["pred_forces"] = forces
@@ -73,6 +74,13 @@ class CompiledPotential:
 
     def _state(self) -> dict[str, torch.Tensor]:
         return dict(self.potential.named_parameters()) | dict(self.potential.named_buffers())
+
+    def _eval_state(self) -> dict[str, torch.Tensor]:
+        """The state, collected once for a model that no longer trains (inference: collecting it walks every module,
+        a fifth of a small molecule's call); refreshed whenever a training call came in between."""
+        if self._frozen_state is None:
+            self._frozen_state = self._state()
+        return self._frozen_state
 
     def _compile(self, inputs: list[torch.Tensor], compute_forces: bool):
         potential = self.potential
