@@ -136,14 +136,43 @@ def steps_per_second(atoms, frames: list[np.ndarray], calculator, repeats: int) 
     return rates
 
 
+def speed_systems() -> dict:
+    from ase.build import molecule
+
+    return {"ethanol (9 atoms)": molecule("CH3CH2OH"), "methanol box (198 atoms, periodic)": methanol_box()}
+
+
+def neighbour_list_times(atoms, frames: list[np.ndarray], cutoff: float, repeats: int) -> list[dict]:
+    """The neighbour list alone along the trajectory, with the calculator's 1 Å skin and rebuilt every step: what
+    the skin saves, which the whole step's time (the model's, mostly) hides within its noise."""
+    import torch
+
+    from mfff.inference.neighbours import SkinNeighbourList
+
+    positions = [torch.tensor(frame, dtype=torch.float32) for frame in frames]
+    numbers, pbc = torch.tensor(atoms.numbers), torch.tensor(atoms.pbc)
+    cell = torch.tensor(np.asarray(atoms.cell[:]), dtype=torch.float32)
+    rows = []
+    for skin in (1.0, 0.0):
+        times, rebuilds = [], []
+        for _ in range(repeats):
+            neighbours = SkinNeighbourList(cutoff, skin)
+            start = time.perf_counter()
+            for frame in positions:
+                neighbours(frame, numbers, cell, pbc)
+            times.append(1000 * (time.perf_counter() - start) / len(positions))
+            rebuilds.append(neighbours.rebuilds)
+        rows.append({"skin": skin, "ms_per_step": times, "median_ms_per_step": float(np.median(times)),
+                     "rebuilds": rebuilds[0], "steps": len(positions)})  # fmt: skip
+    return rows
+
+
 def speed_arms(models: dict[str, Path], out: Path):
     """(arm, system, make calculator) for every comparison; calculators are made lazily, one at a time."""
-    from ase.build import molecule
 
     import mfff
     from mfff.calculator import MFFFCalculator
 
-    systems = {"ethanol (9 atoms)": molecule("CH3CH2OH"), "methanol box (198 atoms, periodic)": methanol_box()}
     painn, mace = models["painn_s"], models["mace_s"]
 
     def metatomic(run_dir: Path):
@@ -174,7 +203,7 @@ def speed_arms(models: dict[str, Path], out: Path):
         "mfff MACE-s exported, metatomic-ase": lambda: metatomic(mace),
         "mace-torch MACECalculator, same size": mace_torch,
     }
-    for system, atoms in systems.items():
+    for system, atoms in speed_systems().items():
         for arm, make in arms.items():
             yield arm, system, atoms, make
 
@@ -226,6 +255,18 @@ def main(argv=None) -> None:
         results["speed"].append({"arm": arm, "system": system, "steps_per_s": rates,
                                  "median_steps_per_s": float(np.median(rates))})  # fmt: skip
         print(arm, system, f"{np.median(rates):.1f} steps/s")
+        _write(results_path, results)
+    done = {r["system"] for r in results.setdefault("neighbour_list", [])}
+    for system, atoms in speed_systems().items() if args.part != "drift" else []:
+        if system in done:
+            continue
+        if system not in frames:
+            frames[system] = trajectory(atoms, models["painn_s"], args.steps, args.timestep)
+        import mfff
+
+        for row in neighbour_list_times(atoms, frames[system], mfff.load(models["painn_s"]).cutoff, args.repeats):
+            results["neighbour_list"].append({"system": system, **row})
+            print(system, f"skin {row['skin']:g} Å: neighbour list {row['median_ms_per_step']:.2f} ms/step")
         _write(results_path, results)
 
 

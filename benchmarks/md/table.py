@@ -39,6 +39,11 @@ def tables(results: dict) -> str:
         ratios = [speed[(arm, s)] / speed[(base, s)] if (arm, s) in speed and (base, s) in speed else None
                   for s in systems]  # fmt: skip
         lines.append(f"| {what} | " + " | ".join("-" if r is None else f"{r:.2f}x" for r in ratios) + " |")
+    if results.get("neighbour_list"):
+        lines += ["", "| system | skin, Å | neighbour list, ms/step | rebuilds / steps |", "|---|---|---|---|"]
+        for r in results["neighbour_list"]:
+            lines.append(f"| {r['system']} | {r['skin']:g} | {r['median_ms_per_step']:.2f} | "
+                         f"{r['rebuilds']} / {r['steps']} |")  # fmt: skip
     return "\n".join(lines)
 
 
