@@ -166,3 +166,31 @@ def test_batch_evaluation_gives_each_structures_own_numbers(model64):
         atoms.calc = MFFFCalculator(model64, head="gfn1")
         assert result["energy"] == pytest.approx(atoms.get_potential_energy(), abs=1e-9)
         np.testing.assert_allclose(result["forces"], atoms.get_forces(), atol=1e-9)
+
+
+def test_the_exact_state_check_finds_the_changes_ases_own_check_finds(model64):
+    from ase.calculators.calculator import compare_atoms
+
+    calc = MFFFCalculator(model64, head="gfn2")
+    atoms = molecule("CH3CH2OH", calculator=calc)
+    atoms.get_potential_energy()
+    edits = {
+        "nothing": lambda a: None,
+        "positions": lambda a: a.positions.__setitem__((0, 0), a.positions[0, 0] + 1e-9),
+        "numbers": lambda a: a.numbers.__setitem__(0, 7),
+        "cell": lambda a: a.set_cell([10.0, 10.0, 10.0]),
+        "pbc": lambda a: a.set_pbc([True, False, False]),
+        "initial_magmoms": lambda a: a.set_initial_magnetic_moments([1.0] + [0.0] * (len(a) - 1)),
+    }
+    for name, edit in edits.items():
+        changed = atoms.copy()
+        edit(changed)
+        found = calc.check_state(changed)
+        assert sorted(found) == sorted(compare_atoms(calc.atoms, changed)), name
+        assert found == ([] if name == "nothing" else [name])
+    before = calc.results["energy"]
+    moved = atoms.copy()
+    moved.positions[0, 0] += 0.05
+    moved.calc = calc
+    assert moved.get_potential_energy() != before  # a change is recomputed
+    assert atoms.get_potential_energy() != moved.get_potential_energy()
