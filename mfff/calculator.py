@@ -75,8 +75,8 @@ class MFFFCalculator(Calculator):
         if self.atoms is None:
             return list(all_changes)
         watched = set(all_changes) - set(self.ignored_changes)
-        changes = [name for name in ("cell", "pbc")
-                   if name in watched and not np.array_equal(getattr(self.atoms, name), getattr(atoms, name))]  # fmt: skip
+        changes = [name for name in ("cell", "pbc") if name in watched
+                   and not np.array_equal(getattr(self.atoms, name), getattr(atoms, name))]  # fmt: skip
         old, new = self.atoms.arrays, atoms.arrays
         arrays = watched - {"cell", "pbc"}
         changes += sorted(arrays & (set(old) ^ set(new)))
