@@ -1,12 +1,13 @@
 """The accuracy benchmark's Markdown table, its headline comparison and error-vs-CPU-time plot from results.json.
 
-python benchmarks/accuracy/table.py          # prints the table and the comparison, writes error_vs_cpu_time.png
+python benchmarks/accuracy/table.py [results.json]   # prints the table and the comparison, writes error_vs_cpu_time.png
 """
 
 from __future__ import annotations
 
 import json
 import statistics
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -90,15 +91,19 @@ def best_arms(results: dict, n: int) -> tuple[tuple, tuple]:
         ok = [r["forces_rmse"] for r in records if "failed" not in r]
         if size == n and arm not in LR_CANDIDATES and len(ok) >= 3:
             medians.append((statistics.median(ok), tool, arm, len(ok)))
-    mfff = min(m for m in medians if m[1].startswith("mfff"))
-    mace = min(m for m in medians if m[1] == "mace-torch")
+    mfff = min((m for m in medians if m[1].startswith("mfff")), default=None)
+    mace = min((m for m in medians if m[1] == "mace-torch"), default=None)
     return mfff, mace
 
 
 def comparison(results: dict) -> str:
     lines = []
     for n in sorted({r["n"] for r in results.values() if r["n"]}):
-        (ours, our_tool, our_arm, _), (theirs, tool, arm, _) = best_arms(results, n)
+        mfff, mace = best_arms(results, n)
+        if mfff is None or mace is None:
+            lines.append(f"N = {n}: no comparison yet (it needs an arm with 3 seeds from each tool)")
+            continue
+        (ours, our_tool, our_arm, _), (theirs, _, arm, _) = mfff, mace
         lines.append(f"N = {n}: mfff's best, {our_tool} {our_arm}, {ours:.1f} meV/Å; mace-torch's best, {arm}, "
                      f"{theirs:.1f}: ratio {ours / theirs:.2f} ({100 * (1 - ours / theirs):.0f}% lower)")  # fmt: skip
     return "\n".join(lines)
@@ -115,7 +120,7 @@ def total_cpu(record: dict, results: dict) -> float | None:
     return own + pretrain if own and pretrain is not None else None
 
 
-def plot(results: dict) -> None:
+def plot(results: dict, path: Path = PLOT) -> None:
     """DFT test force RMSE against training CPU time, one marker per run that recorded it, every DFT-target arm."""
     import matplotlib
 
@@ -146,16 +151,18 @@ def plot(results: dict) -> None:
     log_axes(ax)  # labelled ticks over the whole range, not only at powers of ten
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(PLOT, dpi=120)
+    fig.savefig(path, dpi=120)
 
 
 def main() -> None:
-    results = with_chosen_lr(json.loads(RESULTS.read_text()))
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS  # e.g. results-2.json of a `--epochs 2` check
+    results = with_chosen_lr(json.loads(path.read_text()))
     print(table(results))
     print()
     print(comparison(results))
-    plot(results)
-    print(f"\nplot: {PLOT}")
+    plot_path = PLOT if path == RESULTS else path.with_suffix(".png")
+    plot(results, plot_path)
+    print(f"\nplot: {plot_path}")
 
 
 if __name__ == "__main__":
