@@ -27,9 +27,12 @@ def tables(results: dict) -> str:
                      f"| {r['drift_meV_per_atom_ps']:+.4f} | {r['max_deviation_meV_per_atom']:.3f} |")  # fmt: skip
     speed = {(r["arm"], r["system"]): r["median_steps_per_s"] for r in results["speed"]}
     systems = list(dict.fromkeys(r["system"] for r in results["speed"]))
-    lines += ["", "| arm | " + " | ".join(f"{s}, steps/s" for s in systems) + " |", "|---|" + "---|" * len(systems)]
+    setup = {r["arm"]: r["setup_s"] for r in results["speed"] if "setup_s" in r and r["system"] == systems[0]}
+    lines += ["", "| arm | " + " | ".join(f"{s}, steps/s" for s in systems) + " | set-up, s |",
+              "|---|" + "---|" * (len(systems) + 1)]  # fmt: skip
     for arm in dict.fromkeys(r["arm"] for r in results["speed"]):
-        lines.append(f"| {arm} | " + " | ".join(_number(speed.get((arm, s))) for s in systems) + " |")
+        lines.append(f"| {arm} | " + " | ".join(_number(speed.get((arm, s))) for s in systems)
+                     + f" | {_number(setup.get(arm))} |")  # fmt: skip
     lines += [
         "",
         "| comparison | " + " | ".join(f"{s}, ratio" for s in systems) + " |",
