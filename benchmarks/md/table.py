@@ -26,8 +26,9 @@ def tables(results: dict) -> str:
         lines.append(f"| {r['model']} | {r['dtype']} | {r['molecule']} | {r['ps']:g} "
                      f"| {r['drift_meV_per_atom_ps']:+.4f} | {r['max_deviation_meV_per_atom']:.3f} |")  # fmt: skip
     speed = {(r["arm"], r["system"]): r["median_steps_per_s"] for r in results["speed"]}
-    systems = list(dict.fromkeys(r["system"] for r in results["speed"]))
-    setup = {r["arm"]: r["setup_s"] for r in results["speed"] if "setup_s" in r and r["system"] == systems[0]}
+    # the smallest system first ("ethanol (9 atoms)" before "... (198 atoms, ...)")
+    systems = sorted({r["system"] for r in results["speed"]}, key=lambda s: int(s.split("(")[1].split()[0]))
+    setup = {r["arm"]: r["setup_s"] for r in results["speed"] if "setup_s" in r}
     lines += ["", "| arm | " + " | ".join(f"{s}, steps/s" for s in systems) + " | set-up, s |",
               "|---|" + "---|" * (len(systems) + 1)]  # fmt: skip
     for arm in dict.fromkeys(r["arm"] for r in results["speed"]):
