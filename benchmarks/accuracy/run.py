@@ -161,12 +161,12 @@ def parameters(run: dict) -> int:
     return sum(p.numel() for p in module.potential.parameters())
 
 
-def evaluate(run: dict, split: str = "test") -> dict:
-    """Errors of the model on the fidelity's test (or val) file, computed here the same way for every tool."""
+def evaluate(run: dict, calc, split: str = "test") -> dict:
+    """Errors of the model (its ASE calculator) on the fidelity's test (or val) file, computed here the same way for
+    every tool."""
     from ase.io import read
 
     test = read(DATA / f"{run['fidelity']}_{split}.xyz", ":")
-    calc = calculator(run)
     energy, per_atom, forces = [], [], []
     for atoms in test:
         reference_e, reference_f = atoms.info["REF_energy"], atoms.arrays["REF_forces"]
@@ -250,12 +250,13 @@ def execute(run: dict, seed: int) -> None:
             print(f"FAILED {name}: see {log_file}", flush=True)
             return
     previous = load_results().get(name, {})
+    calc = calculator(run)
     record = {"tool": run["tool"], "arm": run["arm"], "n": run["n"], "seed": seed,
               "wall_s": round(wall, 1) if wall is not None else previous.get("wall_s"),
               "cpu_s": round(cpu, 1) if cpu is not None else previous.get("cpu_s"),
-              **training_costs(run, seed), "parameters": parameters(run), **evaluate(run)}  # fmt: skip
+              **training_costs(run, seed), "parameters": parameters(run), **evaluate(run, calc)}  # fmt: skip
     if run["fidelity"] == "dft":  # what a user may choose a model by (the learning rate of ft_multihead_lr)
-        record["val_forces_rmse"] = evaluate(run, "val")["forces_rmse"]
+        record["val_forces_rmse"] = evaluate(run, calc, "val")["forces_rmse"]
     save_result(name, record)
     print(f"{name}: forces RMSE {record['forces_rmse']:.1f} meV/Å, {record['wall_s']} s", flush=True)
 

@@ -168,8 +168,7 @@ def neighbour_list_times(atoms, frames: list[np.ndarray], cutoff: float, repeats
 
 
 def speed_arms(models: dict[str, Path], out: Path):
-    """(arm, system, make calculator) for every comparison; calculators are made lazily, one at a time."""
-
+    """(arm, system, make calculator) for every comparison; the caller makes a system's calculators (timing it)."""
     import mfff
     from mfff.calculator import MFFFCalculator
 
@@ -221,6 +220,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     import torch
 
+    import mfff
+
     torch.set_num_threads(1)
     if args.quick:
         args.ps, args.steps, args.repeats, args.timestep = 0.05, 20, 2, 0.1  # a 2-epoch model: small steps
@@ -256,7 +257,6 @@ def main(argv=None) -> None:
             start = time.perf_counter()
             calculators[arm] = make()  # loading the model (and for metatomic, exporting it first)
             setup_s[arm] = time.perf_counter() - start
-            steps_per_second(atoms, frames[system][:10], calculators[arm], 1)  # compiles, first neighbour list
         rates = {arm: [] for arm in calculators}
         for _ in range(args.repeats):  # the arms' passes interleaved: a machine that slows for a while slows all
             for arm, calculator in calculators.items():
@@ -273,9 +273,8 @@ def main(argv=None) -> None:
             continue
         if system not in frames:
             frames[system] = trajectory(atoms, models["painn_s"], args.steps, args.timestep)
-        import mfff
-
-        for row in neighbour_list_times(atoms, frames[system], mfff.load(models["painn_s"]).cutoff, args.repeats):
+        cutoff = mfff.load(models["painn_s"]).cutoff
+        for row in neighbour_list_times(atoms, frames[system], cutoff, args.repeats):
             results["neighbour_list"].append({"system": system, **row})
             print(system, f"skin {row['skin']:g} Å: neighbour list {row['median_ms_per_step']:.2f} ms/step")
         _write(results_path, results)
