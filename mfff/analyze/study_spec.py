@@ -15,6 +15,7 @@ findings:
 
 from __future__ import annotations
 
+import re
 from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 
@@ -116,6 +117,34 @@ def _required(cls, name: str) -> bool:
     return f.default is MISSING and f.default_factory is MISSING
 
 
+# a recorded error: <split>.<fidelity>.<metric>, or the pre-training's as pretrain.<split>.<fidelity>.<metric>
+METRIC_COLUMN = re.compile(r"(pretrain\.)?[\w-]+\.[\w-]+\.(?P<metric>\w+)")
+
+
+def _check_metric(column: str, where: str) -> None:
+    """Refuse a column that no record holds as an error, so a typo fails before a study's jobs run, not after."""
+    from mfff.analyze.report import unit_of
+
+    found = METRIC_COLUMN.fullmatch(str(column))
+    if not found:
+        raise UserError(f"{where}: {column!r} is not a recorded error; write <split>.<fidelity>.<metric> "
+                        "(e.g. test.dft.forces_mae) or pretrain.<split>.<fidelity>.<metric>")  # fmt: skip
+    try:
+        unit_of(found["metric"])
+    except UserError as err:
+        raise UserError(f"{where}: {column!r}: {err}") from None
+
+
+def _check_metrics(spec: StudySpec, path: Path) -> None:
+    named = [(m, f"{path}: metrics") for m in spec.metrics]
+    named += [(p.y, f"{path}: plots[{i}].y") for i, p in enumerate(spec.plots)]
+    named += [(f.y, f"{path}: fits[{i}].y") for i, f in enumerate(spec.fits)]
+    for i, finding in enumerate(spec.findings):
+        named += [(p.metric, f"{path}: findings[{i}].parts[{j}].metric") for j, p in enumerate(finding.parts)]
+    for column, where in named:
+        _check_metric(column, where)
+
+
 def load_spec(study_dir: Path) -> StudySpec:
     path = study_dir / SPEC_FILE
     if not path.is_file():
@@ -136,4 +165,6 @@ def load_spec(study_dir: Path) -> StudySpec:
         claims = [SimilarityClaim(**_fields(SimilarityClaim, c, f"{path}: similarity.claims[{i}]"))
                   for i, c in enumerate(given.get("claims") or [])]  # fmt: skip
         similarity = Similarity(given["file"], claims)
-    return StudySpec(list(data["arms"]), list(data["metrics"]), plots, findings, fits, cost, similarity)
+    spec = StudySpec(list(data["arms"]), list(data["metrics"]), plots, findings, fits, cost, similarity)
+    _check_metrics(spec, path)
+    return spec

@@ -7,6 +7,7 @@ import pytest
 
 from mfff.analyze.plots import labelled_log_ticks
 from mfff.analyze.study_results import RESULTS, study_results
+from mfff.analyze.study_spec import load_spec
 from mfff.analyze.verdicts import (
     CONFIRMED,
     HOLDS,
@@ -132,6 +133,12 @@ def test_a_reversed_level_is_not_confirmed(tmp_path):
             "arms: [a]\nmetrics: []\nfindings:\n  - {id: a, claim: c, parts: [{better: {}, metric: m}]}\n",
             "findings[0].parts[0]: missing key(s) worse",
         ),
+        ("arms: [strategy]\nmetrics: [test.dft.forces_mae, label_cost_cpu_s]\n", "metrics: 'label_cost_cpu_s'"),
+        ("arms: [strategy]\nmetrics: []\nplots: [{x: n_train.dft, y: test.dft.force_mae}]\n", "plots[0].y"),
+        (
+            "arms: [a]\nmetrics: []\nfindings:\n  - {id: a, claim: c, parts: [{better: {}, worse: {}, metric: m}]}\n",
+            "findings[0].parts[0].metric: 'm' is not a recorded error",
+        ),
     ],
 )
 def test_a_bad_study_spec_names_the_file_and_key(tmp_path, spec, said):
@@ -140,6 +147,14 @@ def test_a_bad_study_spec_names_the_file_and_key(tmp_path, spec, said):
     with pytest.raises(UserError, match=r"study\.yaml") as err:
         study_results(study)
     assert said in str(err.value)
+
+
+@pytest.mark.parametrize("spec", sorted(EXPERIMENTS.glob("*/study.yaml")), ids=lambda p: p.parent.name)
+def test_every_study_spec_names_recorded_errors_before_any_job_runs(spec):
+    """A study whose records do not exist yet must not find out after its jobs ran that its spec names a column
+    no record holds (partial_replacement once listed label_cost_cpu_s as a metric)."""
+    loaded = load_spec(spec.parent)
+    assert loaded.metrics or loaded.similarity
 
 
 COMMITTED = sorted(p.parent.name for p in EXPERIMENTS.glob("*/results.md") if (p.parent / "study.yaml").is_file())
