@@ -59,7 +59,7 @@ def family_curves(points: list[Point]) -> dict[str, tuple[LogLogFit, float, floa
         members = [p for p in points if p.family == family]
         if len({p.labels for p in members}) >= MIN_POINTS:
             costs = [p.cost for p in members]
-            fit = loglog_fit(costs, [p.error for p in members], what=f"the curve of {family}", n_boot=200)
+            fit = loglog_fit(costs, [p.error for p in members], what=f"the curve of {family}")
             curves[family] = (fit, min(costs), max(costs))
     return curves
 

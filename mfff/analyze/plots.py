@@ -40,7 +40,7 @@ def _save(plt, fig, path: Path) -> Path:
 
 
 def pairs_plot(pairs: Pairs, unit: str, path: Path) -> Path:
-    """Log-log scatter of the runs, the fitted line and its bootstrap band."""
+    """Log-log scatter of the runs, the fitted line and its confidence band (t interval)."""
     plt, fig, ax = _figure()
     ax.scatter(pairs.x, pairs.y, color="C0", zorder=3, label=f"runs ({len(pairs.x)})")
     if pairs.fit is not None:
@@ -49,7 +49,7 @@ def pairs_plot(pairs: Pairs, unit: str, path: Path) -> Path:
         low, high = fit.band(grid)
         interval = f"[{fit.slope_ci[0]:.2f}, {fit.slope_ci[1]:.2f}]"
         ax.plot(grid, fit.predict(grid), color="C1", label=f"slope {fit.slope:.2f} {interval}, R² {fit.r2:.2f}")
-        ax.fill_between(grid, low, high, color="C1", alpha=0.25, label=f"{100 * fit.level:.0f}% band (bootstrap)")
+        ax.fill_between(grid, low, high, color="C1", alpha=0.25, label=f"{100 * fit.level:.0f}% band (t interval)")
     log_axes(ax)
     ax.set_xlabel(f"{pairs.x_label} [{unit}]")
     ax.set_ylabel(f"{pairs.y_label} [{unit}]")
@@ -191,7 +191,7 @@ def arms_plot(arms: list, plot, unit: str, path: Path) -> Path:
 
 
 def fits_plot(judged: dict, fit, unit: str, path: Path) -> Path:
-    """The runs of a log-log fit, coloured by group, each group's line, and the pooled line with its bootstrap band."""
+    """The runs of a log-log fit, coloured by group, each group's line, and the pooled line with its t-interval band."""
     plt, fig, ax = _figure()
     xs_all = [r[fit.x] for r in judged["points"]]
     grid = np.geomspace(min(xs_all) / 1.1, max(xs_all) * 1.1, 100)
